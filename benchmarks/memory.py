@@ -1,0 +1,375 @@
+"""Peak memory and time of adjacency build, propagation, a training step and full evaluation.
+
+Run from the repository root: ``python -m benchmarks.memory --help``. Each graph size runs
+in its own subprocess (``python -m benchmarks.memory --one ...``) so that its peak resident
+set (``ru_maxrss``) is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import click
+import numpy as np
+import torch
+
+from lightgcn_sparse import (
+    BPRSampler,
+    bpr_loss,
+    evaluate_ranking,
+    normalized_adjacency,
+    propagate,
+    user_items_from_pairs,
+)
+
+from . import common
+
+HELP = """Peak RSS and time of each stage of LightGCN training on big synthetic graphs.
+
+For each --edges size, a child process (its own ru_maxrss) generates a power-law graph
+(1M users / 200k items at 20M edges, scaled linearly for smaller sizes unless --users /
+--items are given), holds out 1% of the edges, then measures: building the normalized
+adjacency; one forward propagation; one full training step (propagation forward+backward
+over the whole graph, BPR loss with lightgcn_sparse.bpr_loss on a BPRSampler batch, Adam
+on the layer-0 embedding nn.Parameter) at batch 2048 and 65536; and evaluating all users
+with held-out edges (chunked lightgcn_sparse.evaluate_ranking, train edges excluded).
+Epoch time = ceil(train edges / batch) x step time.
+
+Memory: "peak" of a stage is the kernel's peak resident set (VmHWM) during that stage
+minus the resident set before it (VmHWM reset through /proc/self/clear_refs, Linux);
+"ru_maxrss" is the child's getrusage peak resident set up to the end of that stage (kept
+as a running max, since the VmHWM reset also resets it).
+"""
+
+STAGES = ("generate", "adjacency", "sampler", "forward", "step@2048", "step@65536", "evaluate")
+
+
+#: Running max of ``ru_maxrss`` across stages: on Linux, resetting VmHWM through
+#: /proc/self/clear_refs also resets the high-water mark that ``getrusage`` reports.
+_MAXRSS = [0]
+
+
+def maxrss_so_far() -> int:
+    _MAXRSS[0] = max(_MAXRSS[0], common.max_rss_bytes())
+    return _MAXRSS[0]
+
+
+class Stage:
+    """Times one stage and records its peak RSS delta and the running ``ru_maxrss``."""
+
+    def __init__(self, name: str, log: dict[str, Any], device: torch.device) -> None:
+        self.name, self.log, self.device = name, log, device
+        self.hwm = False
+
+    def __enter__(self) -> Stage:
+        maxrss_so_far()  # fold the high-water mark in before it is reset below
+        common.release_free_memory()
+        self.rss0 = common.rss_bytes()
+        try:
+            common._CLEAR_REFS.write_text("5")
+            self.hwm = True
+        except OSError:
+            self.hwm = False
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.cuda0 = torch.cuda.memory_allocated(self.device)
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        common.synchronize(self.device)
+        entry = {"seconds": time.perf_counter() - self.t0, "ru_maxrss": maxrss_so_far()}
+        if self.hwm and self.rss0 is not None:
+            entry["peak_rss_delta"] = common._status_kib("VmHWM") * 1024 - self.rss0
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device)
+            entry["cuda_peak_delta"] = peak - self.cuda0
+        self.log[self.name] = entry
+
+
+def run_one(
+    num_users: int,
+    num_items: int,
+    num_edges: int,
+    dim: int,
+    layers: int,
+    device: torch.device,
+    steps: int,
+    seed: int,
+    eval_k: int,
+) -> dict[str, Any]:
+    """All stages on one graph, in this process."""
+    log: dict[str, Any] = {}
+    gen = torch.Generator(device=device).manual_seed(seed)
+    with Stage("generate", log, device):
+        u, i = common.powerlaw_bipartite(num_users, num_items, num_edges, seed=seed)
+        rng = np.random.default_rng(seed + 1)
+        test = rng.random(u.size) < 0.01  # hold out 1% of the edges
+        tr_u, tr_i = torch.from_numpy(u[~test]), torch.from_numpy(i[~test])
+        te_u, te_i = torch.from_numpy(u[test]), torch.from_numpy(i[test])
+        del u, i, test
+    n = num_users + num_items
+    with Stage("adjacency", log, device):
+        adj = normalized_adjacency(tr_u, tr_i, num_users, num_items, device=device)
+    with Stage("sampler", log, device):
+        sampler = BPRSampler.from_pairs(tr_u, tr_i, num_users, num_items, device)
+        train = sampler.interactions
+        truth = user_items_from_pairs(te_u, te_i, num_users, num_items, device)
+    train_edges = int(tr_u.numel())
+    del tr_u, tr_i, te_u, te_i
+    emb = torch.nn.Parameter(0.1 * torch.randn(n, dim, generator=gen, device=device))
+    opt = torch.optim.Adam([emb], lr=1e-3)
+    with Stage("forward", log, device), torch.no_grad():
+        out = propagate(adj, emb, layers)  # (N, d)
+        del out
+
+    def step(batch: int) -> float:
+        users, pos, neg = sampler.sample_users(batch, gen)
+        out = propagate(adj, emb, layers)  # (N, d), differentiable w.r.t. emb
+        p, q = pos + num_users, neg + num_users
+        loss = bpr_loss(out[users], out[p], out[q], (emb[users], emb[p], emb[q]), reg=1e-4)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    step_times: dict[str, list[float]] = {}
+    for batch in (2048, 65536):
+        name = f"step@{batch}"
+        with Stage(name, log, device):
+            times = []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                step(batch)
+                common.synchronize(device)
+                times.append(time.perf_counter() - t0)
+        step_times[name] = times
+        # first step allocates Adam's state; report the median of the rest when there is one
+        log[name]["step_s"] = float(np.median(times[1:] if len(times) > 1 else times))
+        log[name]["epoch_steps"] = math.ceil(train_edges / batch)
+        log[name]["epoch_s"] = log[name]["epoch_steps"] * log[name]["step_s"]
+    with Stage("evaluate", log, device), torch.no_grad():
+        out = propagate(adj, emb, layers)
+        metrics = evaluate_ranking(
+            out[:num_users], out[num_users:], truth, exclude=train, ks=(eval_k,)
+        )
+        del out
+    log["evaluate"]["users"] = metrics["users"]
+    log["evaluate"][f"recall@{eval_k}"] = metrics[f"recall@{eval_k}"]
+    return {
+        "users": num_users,
+        "items": num_items,
+        "edges": num_edges,
+        "train_edges": train_edges,
+        "test_edges": truth.nnz,
+        "nodes": n,
+        "nnz": adj._nnz(),
+        "index_dtype": str(adj.col_indices().dtype),
+        "dim": dim,
+        "layers": layers,
+        "steps": steps,
+        "step_times": step_times,
+        "stages": log,
+        "ru_maxrss": maxrss_so_far(),
+    }
+
+
+def run_child(args: list[str], timeout: float | None) -> dict[str, Any]:
+    """Run ``python -m benchmarks.memory --one ...`` and parse its last stdout line."""
+    cmd = [sys.executable, "-m", "benchmarks.memory", "--one", *args]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"error": f"child exited {proc.returncode}: " + " | ".join(tail)}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+HEADER = [
+    "edges",
+    "users",
+    "items",
+    "stage",
+    "time",
+    "peak RSS delta",
+    "ru_maxrss so far",
+    "epoch (ceil(E/b) steps)",
+]
+
+
+def rows_of(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name in STAGES:
+        st = r["stages"][name]
+        if name.startswith("step@"):
+            shown = f"{common.fmt_time(st['step_s'])}/step"
+            epoch = f"{common.fmt_time(st['epoch_s'])} ({st['epoch_steps']} steps)"
+        else:
+            shown, epoch = common.fmt_time(st["seconds"]), ""
+        if name == "evaluate":
+            shown += f" ({st['users']} users)"
+        peak = st.get("cuda_peak_delta", st.get("peak_rss_delta"))
+        rows.append(
+            [
+                common.fmt_count(r["edges"]),
+                common.fmt_count(r["users"]),
+                common.fmt_count(r["items"]),
+                name,
+                shown,
+                common.fmt_bytes(peak),
+                common.fmt_bytes(st["ru_maxrss"]),
+                epoch,
+            ]
+        )
+    return rows
+
+
+@click.command(help=HELP)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i].")
+@click.option(
+    "--edges",
+    type=int,
+    multiple=True,
+    default=(1_000_000, 5_000_000, 20_000_000),
+    show_default=True,
+    help="Edges of each graph (repeat the option).",
+)
+@click.option("--users", type=int, multiple=True, help="Users per graph (default E/20).")
+@click.option("--items", type=int, multiple=True, help="Items per graph (default E/100).")
+@click.option("--dim", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--layers", type=click.IntRange(1), default=3, show_default=True)
+@click.option(
+    "--steps",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Training steps per batch size (the first, which allocates Adam's state, is "
+    "excluded from the step time when there are two or more).",
+)
+@click.option("--eval-k", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch.set_num_threads.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--timeout", type=float, default=None, help="Seconds allowed per child.")
+@click.option("--json", "json_path", default=None, help="Write the results here as JSON.")
+@click.option("--one", is_flag=True, hidden=True, help="Child mode: run one graph in-process.")
+def main(
+    device: str,
+    edges: tuple[int, ...],
+    users: tuple[int, ...],
+    items: tuple[int, ...],
+    dim: int,
+    layers: int,
+    steps: int,
+    eval_k: int,
+    threads: int | None,
+    seed: int,
+    timeout: float | None,
+    json_path: str | None,
+    one: bool,
+) -> None:
+    dev = common.resolve_device(device)
+    if users or items:
+        if not (len(users) == len(items) == len(edges)):
+            raise click.BadParameter(
+                "give --users and --items once per --edges, or neither.",
+                param_hint="--users/--items",
+            )
+        shapes = list(zip(users, items))
+    else:
+        shapes = [common.scaled_shape(e) for e in edges]
+    for e, (nu, ni) in zip(edges, shapes):
+        if e < 100 or e > 0.5 * nu * ni:
+            raise click.BadParameter(
+                f"need 100 <= edges <= users * items / 2. Got {e} edges, {nu} x {ni}.",
+                param_hint="--edges",
+            )
+    if one:
+        common.set_threads(threads)
+        (e,), ((nu, ni),) = edges, shapes
+        res = run_one(nu, ni, e, dim, layers, dev, steps, seed, eval_k)
+        click.echo(json.dumps(res))
+        return
+    hw = common.hardware(dev)
+    if threads is not None:
+        hw["torch_threads"] = threads
+    load_before = os.getloadavg()
+    click.echo(common.hardware_line(hw))
+    results, rows, errors = [], [], []
+    for e, (nu, ni) in zip(edges, shapes):
+        click.echo(f"running {e} edges ({nu} users, {ni} items) in a child ...", err=True)
+        args = [
+            f"--device={device}",
+            f"--edges={e}",
+            f"--users={nu}",
+            f"--items={ni}",
+            f"--dim={dim}",
+            f"--layers={layers}",
+            f"--steps={steps}",
+            f"--eval-k={eval_k}",
+            f"--seed={seed}",
+        ]
+        if threads is not None:
+            args.append(f"--threads={threads}")
+        try:
+            r = run_child(args, timeout)
+        except subprocess.TimeoutExpired:
+            r = {"error": f"child timed out after {timeout} s"}
+        r.setdefault("edges", e)
+        results.append(r)
+        if "error" in r:
+            errors.append(f"{e} edges: {r['error']}")
+        else:
+            rows += rows_of(r)
+    click.echo(f"Memory and time per stage, d={dim}, K={layers}, float32, device {dev}")
+    if rows:
+        click.echo(common.format_table(HEADER, rows))
+    for r in results:
+        if "error" not in r:
+            ev = r["stages"]["evaluate"]
+            click.echo(
+                f"{common.fmt_count(r['edges'])} edges: N={r['nodes']} nnz={r['nnz']} "
+                f"({r['index_dtype']}), train {r['train_edges']}, test {r['test_edges']}, "
+                f"recall@{eval_k} {ev[f'recall@{eval_k}']:.4f} (untrained), child ru_maxrss "
+                f"{common.fmt_bytes(r['ru_maxrss'])}"
+            )
+    for err in errors:
+        click.echo(f"error: {err}")
+    load_after = os.getloadavg()
+    click.echo(
+        f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+        f"on {hw['logical_cpus']} logical CPUs"
+    )
+    common.write_json(
+        json_path,
+        {
+            "benchmark": "memory",
+            "hardware": hw,
+            "config": {
+                "device": device,
+                "dim": dim,
+                "layers": layers,
+                "steps": steps,
+                "eval_k": eval_k,
+                "seed": seed,
+            },
+            "load_average": {"before": load_before, "after": load_after},
+            "graphs": results,
+        },
+    )
+    if errors:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Safe, atomic ``.npz`` files: nothing is unpickled on load, nothing half-written survives.
+
+A file holds plain numeric or string arrays only (``allow_pickle=False`` on both ends), a
+``format`` tag and a format version. Writes go to a temporary file in the target folder,
+are flushed to disk, then renamed over the target, so a crash or ``SIGKILL`` mid-write
+leaves the previous file intact (a killed process may leave its ``.NAME.*.tmp`` file behind;
+it is never read).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, Union
+
+import numpy as np
+
+FORMAT = "lightgcn-sparse"
+VERSION = 1
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable lightgcn-sparse checkpoint of a supported version."""
+
+
+def _new_file_mode(path: Path) -> int:
+    """Permissions for the file written at ``path``: the old file's, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path, binary: bool = True) -> Iterator[IO]:
+    """A handle on a temporary file in ``path``'s folder that replaces ``path`` on success.
+
+    On any exception (or ``KeyboardInterrupt``) the temporary file is removed and ``path``
+    is left as it was.
+    """
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a directory; give a file name to write.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _new_file_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_npz(path: PathLike, arrays: dict[str, Any]) -> Path:
+    """Write ``arrays`` to ``path`` (exactly that name) atomically; return the path.
+
+    Raises:
+        TypeError: a value is an object array (it would need pickle).
+        IsADirectoryError: ``path`` is a directory.
+        OSError: the folder cannot be created or written; ``path`` is then unchanged.
+    """
+    path = Path(path)
+    payload = {"format": np.array(FORMAT), "version": np.array(VERSION)}
+    for key, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            raise TypeError(f"checkpoint field {key!r} is an object array; it cannot be saved.")
+        payload[key] = arr
+    with _atomic_file(path) as fh:
+        np.savez(fh, **payload)  # no object arrays: nothing needs pickle
+    return path
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
+    path = Path(path)
+    with _atomic_file(path, binary=False) as fh:
+        fh.write(text)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable where the platform allows it (best effort)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_npz(path: PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Read a file written by :func:`atomic_write_npz`, failing with :class:`CheckpointError`.
+
+    Never unpickles: an object array or a pickle file is rejected, not executed.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: truncated, corrupt, not ours, another version, or missing fields.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"{str(path)!r} {what}.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{str(path)!r} is empty, not a lightgcn-sparse checkpoint.")
+    data: dict[str, Any] = {}
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise CheckpointError(
+                f"{str(path)!r} is a single .npy array, not a lightgcn-sparse checkpoint."
+            )
+        with loaded as npz:
+            for key in npz.files:
+                value = npz[key]
+                if not isinstance(value, np.ndarray):  # a zip member that is not .npy
+                    raise CheckpointError(
+                        f"{str(path)!r} is a zip file but not a lightgcn-sparse checkpoint "
+                        f"(member {key!r} is not an array)."
+                    )
+                data[key] = value
+    except CheckpointError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as err:  # zipfile, zlib, numpy format or pickle refusals: all "corrupt"
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        if "pickle" in detail.lower():
+            detail = "it holds pickled data, which is never loaded"
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable lightgcn-sparse checkpoint "
+            f"(truncated, corrupt or another kind of file: {type(err).__name__}: {detail})."
+        ) from err
+    fmt = data.get("format")
+    if fmt is None or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is an .npz file but not a lightgcn-sparse one.")
+    version = data.get("version")
+    try:
+        version = int(version) if version is not None and version.dtype.kind in "iu" else None
+    except TypeError:  # not a 0-d array
+        version = None
+    if version != VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint format version {version}; this lightgcn-sparse "
+            f"reads version {VERSION}. Re-train, or load it with the version that wrote it."
+        )
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise CheckpointError(f"{str(path)!r} lacks the field(s) {missing}.")
+    return data
+
+
+def to_json_array(obj: Any) -> np.ndarray:
+    """A 0-d unicode array holding ``obj`` as JSON (safe to store without pickle)."""
+    return np.array(json.dumps(obj, sort_keys=True))
+
+
+def from_json_array(arr: np.ndarray, path: PathLike = "", field: str = "") -> Any:
+    """Inverse of :func:`to_json_array`; a malformed field raises :class:`CheckpointError`."""
+    if not isinstance(arr, np.ndarray) or arr.ndim != 0 or arr.dtype.kind != "U":
+        raise CheckpointError(f"{str(path)!r}: field {field!r} is not a JSON string.")
+    try:
+        return json.loads(str(arr))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{str(path)!r}: field {field!r} is not valid JSON.") from err

@@ -1,0 +1,136 @@
+"""Hyperparameters of LightGCN training, shared by the Python API and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ._checks import check_float, check_int
+from .metrics import METRICS
+from .propagation import KERNELS, layer_weights
+
+SAMPLING = ("interactions", "users")
+
+
+@dataclass
+class Config:
+    """LightGCN hyperparameters. Defaults follow RecBole 1.2.1's LightGCN on ml-100k."""
+
+    embedding_dim: int = 64  # d: width of the layer-0 embeddings, the only parameters
+    num_layers: int = 3  # K: propagation rounds
+    alpha: Optional[tuple[float, ...]] = None  # K + 1 layer weights; None: 1 / (K + 1) each
+    learning_rate: float = 1e-3  # Adam step size
+    lr_decay: float = 1.0  # multiply the learning rate by this after every epoch
+    reg: float = 1e-4  # lambda of the L2 term on the batch's layer-0 embeddings
+    batch_size: int = 2048  # BPR triples per step
+    epochs: int = 300  # upper bound; early stopping usually ends sooner
+    batches_per_epoch: Optional[int] = None  # None: one pass over the training interactions
+    sampling: str = "interactions"  # "interactions": shuffled pass; "users": users uniformly
+    init_std: float = 0.1  # layer-0 embeddings start as N(0, init_std^2)
+    eval_every: int = 1  # validate every this many epochs (when validation data is given)
+    patience: int = 10  # stop after this many validations without improvement; 0: never
+    metric: str = "ndcg@20"  # validation metric for early stopping and best-epoch restore
+    ks: tuple[int, ...] = (10, 20)  # cutoffs of the reported metrics
+    seed: int = 2020  # seeds initialization and every sampling draw
+    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
+    kernel: str = "auto"  # propagation kernel: "auto", "embedding_bag" or "sparse_mm"
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
+
+    def validate(self) -> Config:
+        """Check every field; return ``self`` or raise ``ValueError``/``TypeError``."""
+        check_int("embedding_dim", self.embedding_dim, low=1)
+        check_int("num_layers", self.num_layers, low=0)
+        if self.alpha is not None:
+            self.alpha = tuple(layer_weights(self.num_layers, self.alpha))
+        check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        check_float("lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
+        check_float("reg", self.reg, low=0.0)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("epochs", self.epochs, low=0)
+        if self.batches_per_epoch is not None:
+            check_int("batches_per_epoch", self.batches_per_epoch, low=1)
+        if self.sampling not in SAMPLING:
+            raise ValueError(f"sampling must be one of {SAMPLING}. Got {self.sampling!r}.")
+        check_float("init_std", self.init_std, low=0.0, low_open=True)
+        check_int("eval_every", self.eval_every, low=1)
+        check_int("patience", self.patience, low=0)
+        self.ks = tuple(sorted({check_int("ks", k, low=1) for k in self.ks}))
+        if not self.ks:
+            raise ValueError("ks must hold at least one cutoff.")
+        name, _, k = str(self.metric).partition("@")
+        if name not in METRICS or not k.isdigit() or int(k) < 1:
+            raise ValueError(
+                f"metric must look like 'ndcg@20' with a name in {METRICS}. Got {self.metric!r}."
+            )
+        if int(k) not in self.ks:
+            self.ks = tuple(sorted({*self.ks, int(k)}))
+        check_int("seed", self.seed, low=0)
+        if self.kernel not in ("auto", *KERNELS):
+            raise ValueError(f"kernel must be 'auto' or one of {KERNELS}. Got {self.kernel!r}.")
+        if not isinstance(self.device, str):
+            self.device = str(self.device)
+        return self
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied; unknown names raise ``TypeError``."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise TypeError(f"unknown Config field(s) {unknown}; known: {sorted(names)}.")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["alpha"] = list(self.alpha) if self.alpha is not None else None
+        d["ks"] = list(self.ks)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Inverse of :meth:`to_dict`; ignores no key silently (unknown keys raise)."""
+        data = dict(data)
+        if data.get("alpha") is not None:
+            data["alpha"] = tuple(data["alpha"])
+        if "ks" in data:
+            data["ks"] = tuple(data["ks"])
+        return cls().replace(**data).validate()
+
+    def steps_per_epoch(self, num_interactions: int) -> int:
+        """Batches in one epoch for ``num_interactions`` training interactions."""
+        if self.batches_per_epoch is not None:
+            return self.batches_per_epoch
+        return max(1, math.ceil(num_interactions / self.batch_size))
+
+
+#: Named configurations. ``"cs224w"`` is the Stanford CS224W LightGCN tutorial's setup:
+#: batch 256, 50 epochs of 200 user-uniform batches, lr 1e-3 decayed by 0.9 per epoch,
+#: lambda 1e-6, d = 32, K = 3, evaluated at K = 20.
+PRESETS: dict[str, Config] = {
+    "default": Config(),
+    "recbole": Config(
+        embedding_dim=64, num_layers=3, learning_rate=1e-3, reg=1e-4, batch_size=2048
+    ),
+    "cs224w": Config(
+        embedding_dim=32,
+        num_layers=3,
+        learning_rate=1e-3,
+        lr_decay=0.9,
+        reg=1e-6,
+        batch_size=256,
+        epochs=50,
+        batches_per_epoch=200,
+        sampling="users",
+        patience=0,
+        metric="recall@20",
+        ks=(20,),
+    ),
+}
+
+
+def preset(name: str, **changes: Any) -> Config:
+    """A copy of the named preset with ``changes`` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}. Got {name!r}.")
+    return PRESETS[name].replace(**changes).validate()

@@ -1,0 +1,160 @@
+r"""Full-ranking top-K with seen items excluded, and the standard top-K metrics.
+
+For a user :math:`u` with held-out items :math:`T_u` and top-K list
+:math:`(r_1, \dots, r_K)`, with :math:`\mathrm{rel}_j = [r_j \in T_u]`:
+
+* Recall@K :math:`= \sum_j \mathrm{rel}_j / |T_u|`
+* Precision@K :math:`= \sum_j \mathrm{rel}_j / K`
+* HitRate@K :math:`= [\sum_j \mathrm{rel}_j > 0]`
+* NDCG@K :math:`= \mathrm{DCG} / \mathrm{IDCG}` with
+  :math:`\mathrm{DCG} = \sum_j \mathrm{rel}_j / \log_2(j + 1)` and
+  :math:`\mathrm{IDCG} = \sum_{j=1}^{\min(|T_u|, K)} 1 / \log_2(j + 1)`
+* MAP@K :math:`= \frac{1}{\min(|T_u|, K)} \sum_j \mathrm{rel}_j \cdot \mathrm{Precision@}j`
+
+Each metric is averaged over the users with at least one held-out item; users without
+any are excluded (not counted as zeros). These are RecBole's definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Optional
+
+import torch
+
+from ._checks import check_int
+from .interactions import UserItems
+
+METRICS = ("recall", "precision", "ndcg", "hit", "map")
+#: Bytes of scores one ranking chunk may hold; bounds memory for any number of users.
+DEFAULT_CHUNK_BYTES = 256 * 2**20
+
+
+def _chunk_rows(num_items: int, chunk_bytes: int, itemsize: int = 4) -> int:
+    return max(1, chunk_bytes // max(1, num_items * itemsize))
+
+
+def topk_scores(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    k: int,
+    exclude: Optional[UserItems] = None,
+    users: Optional[torch.Tensor] = None,
+    item_mask: Optional[torch.Tensor] = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` items by inner product for each row of ``user_emb``, in bounded memory.
+
+    Args:
+        user_emb: (n, d) embeddings of the users to rank for.
+        item_emb: (I, d) item embeddings.
+        k: list length, in ``[1, I]``.
+        exclude: seen items to exclude, indexed by ``users`` (required with ``exclude``).
+        users: (n,) ids of the rows of ``user_emb`` in ``exclude``.
+        item_mask: (I,) bool, False for items never to recommend.
+        chunk_bytes: memory for one chunk of (rows, I) scores.
+
+    Returns:
+        (n, k) int64 item ids and (n, k) scores, best first. Slots beyond the number of
+        candidate items hold score ``-inf``.
+    """
+    num_items = item_emb.shape[0]
+    k = check_int("k", k, low=1, high=max(num_items, 1))
+    rows = _chunk_rows(num_items, chunk_bytes, item_emb.element_size())
+    ids, scores = [], []
+    for s in range(0, user_emb.shape[0], rows):
+        block = user_emb[s : s + rows] @ item_emb.T  # (rows, I)
+        if exclude is not None:
+            if users is None:
+                raise ValueError("users must be given together with exclude.")
+            r, c = exclude.gather(users[s : s + rows])
+            block[r, c] = float("-inf")
+        if item_mask is not None:
+            block[:, ~item_mask] = float("-inf")
+        top = torch.topk(block, k, dim=1)
+        ids.append(top.indices)
+        scores.append(top.values)
+    if not ids:
+        empty = torch.empty(0, k, dtype=torch.int64, device=user_emb.device)
+        return empty, torch.empty(0, k, dtype=item_emb.dtype, device=user_emb.device)
+    return torch.cat(ids), torch.cat(scores)
+
+
+def hits_at_k(topk: torch.Tensor, users: torch.Tensor, truth: UserItems) -> torch.Tensor:
+    """(n, K) bool: whether ``topk[j, r]`` is a held-out item of ``users[j]``."""
+    k = topk.shape[1]
+    return truth.contains(users.repeat_interleave(k), topk.reshape(-1)).reshape(-1, k)
+
+
+def metrics_from_hits(
+    hits: torch.Tensor, num_truth: torch.Tensor, ks: Iterable[int]
+) -> dict[str, torch.Tensor]:
+    """Per-user metrics at each cutoff from a hit matrix.
+
+    Args:
+        hits: (n, K) bool, ranked best first, K >= max(ks).
+        num_truth: (n,) number of held-out items per user (all > 0).
+        ks: cutoffs.
+
+    Returns:
+        ``{"recall@10": (n,) float64, ...}`` for every metric in :data:`METRICS`.
+    """
+    h = hits.to(torch.float64)
+    n_true = num_truth.to(torch.float64)
+    pos = torch.arange(1, h.shape[1] + 1, dtype=torch.float64, device=h.device)  # (K,)
+    discount = 1.0 / torch.log2(pos + 1.0)
+    cum_hits = h.cumsum(1)
+    ideal = discount.cumsum(0)  # (K,) IDCG for min(|T|, K) = 1..K
+    out: dict[str, torch.Tensor] = {}
+    for k in ks:
+        hk = h[:, :k]
+        n_hit = cum_hits[:, k - 1]
+        denom = torch.clamp(n_true, max=k)  # min(|T|, k)
+        out[f"recall@{k}"] = n_hit / n_true
+        out[f"precision@{k}"] = n_hit / k
+        out[f"hit@{k}"] = (n_hit > 0).to(torch.float64)
+        out[f"ndcg@{k}"] = (hk * discount[:k]).sum(1) / ideal[denom.long() - 1]
+        out[f"map@{k}"] = (hk * cum_hits[:, :k] / pos[:k]).sum(1) / denom
+    return out
+
+
+def evaluate_ranking(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    truth: UserItems,
+    exclude: Optional[UserItems] = None,
+    ks: Sequence[int] = (10, 20),
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> dict[str, float]:
+    """Mean Recall/Precision/NDCG/HitRate/MAP@K over users with held-out items.
+
+    Args:
+        user_emb: (U, d) embeddings of all users.
+        item_emb: (I, d) embeddings of all items.
+        truth: held-out interactions (e.g. the test split), U rows.
+        exclude: interactions to drop from the ranking (e.g. train, or train + valid).
+        ks: cutoffs, each in ``[1, I]``.
+
+    Returns:
+        ``{"recall@20": 0.34, ..., "users": n}`` with plain Python floats.
+    """
+    ks = sorted({check_int("ks", k, low=1, high=max(item_emb.shape[0], 1)) for k in ks})
+    if not ks:
+        raise ValueError("ks must name at least one cutoff.")
+    deg = truth.degrees()
+    users = torch.nonzero(deg > 0).reshape(-1)  # (n,)
+    sums: dict[str, float] = {}
+    rows = _chunk_rows(item_emb.shape[0], chunk_bytes, item_emb.element_size())
+    for s in range(0, users.numel(), rows):
+        u = users[s : s + rows]
+        top, top_scores = topk_scores(user_emb[u], item_emb, ks[-1], exclude, u, None, chunk_bytes)
+        # slots past a user's last candidate hold excluded items at -inf: never a hit
+        hits = hits_at_k(top, u, truth) & (top_scores != float("-inf"))
+        per_user = metrics_from_hits(hits, deg[u], ks)
+        for name, v in per_user.items():
+            sums[name] = sums.get(name, 0.0) + float(v.sum())
+    n = users.numel()
+    names = [f"{m}@{k}" for m in METRICS for k in ks]
+    result = {name: sums[name] / n if n else float("nan") for name in sorted(names)}
+    result["users"] = n
+    return result

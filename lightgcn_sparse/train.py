@@ -1,0 +1,189 @@
+"""Data-parallel training: ``torchrun --nproc_per_node N -m lightgcn_sparse.train [OPTIONS]``.
+
+Takes the same data and configuration options as ``lightgcn-sparse train`` (it reuses
+:func:`lightgcn_sparse.cli.data_options` and :func:`~lightgcn_sparse.cli.config_options`)
+and trains with :class:`~lightgcn_sparse.distributed.DistributedLightGCN` through
+:func:`lightgcn_sparse.experiment.train`. ``--batch-size`` is the global batch, split over
+the ranks. Rank 0 alone prints and writes files (``model.npz``, history, metrics,
+checkpoints). ``gloo`` is used on CPU and ``nccl`` on CUDA (``--device cuda`` trains on
+``cuda:LOCAL_RANK``). Run without ``torchrun`` it trains as a single process.
+
+One machine, 4 processes::
+
+    torchrun --standalone --nproc_per_node 4 -m lightgcn_sparse.train --dataset ml-100k
+
+Two machines (run on each, with ``--node_rank`` 0 and 1)::
+
+    torchrun --nnodes 2 --node_rank 0 --nproc_per_node 4 \\
+        --rdzv_backend c10d --rdzv_endpoint HOST0:29500 -m lightgcn_sparse.train ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import torch.distributed as dist
+
+from . import experiment
+from .cli import (
+    _config,
+    _echo_table,
+    _spec,
+    _write_json,
+    config_options,
+    data_options,
+    friendly_errors,
+)
+from .distributed import DistributedLightGCN, backend_for, init_distributed
+from .model import LightGCN
+
+
+@contextlib.contextmanager
+def _model_class(cls: type[LightGCN]) -> Iterator[None]:
+    """Make :func:`experiment.train` build ``cls`` instead of :class:`LightGCN`."""
+    saved = experiment.LightGCN
+    experiment.LightGCN = cls
+    try:
+        yield
+    finally:
+        experiment.LightGCN = saved
+
+
+def _report(model: LightGCN, split, out: Path, ks, metrics_json) -> None:
+    """What ``lightgcn-sparse train`` prints and writes after training (rank 0 only)."""
+    model.save(out / "model.npz")
+    experiment.write_history(model, out)
+    ks = tuple(sorted(set(ks)))
+    results = {
+        "LightGCN": experiment.evaluate_test(model, split, ks),
+        "Popularity": experiment.popularity_metrics(split, ks, model.config.device),
+    }
+    total = sum(r["time"] for r in model.history_)
+    click.echo(
+        f"best epoch {model.best_epoch_} of {len(model.history_)}; "
+        f"training time {total:.1f}s ({total / max(len(model.history_), 1):.2f}s/epoch) "
+        f"on {model.world_size_} process(es)"
+    )
+    click.echo(f"test metrics ({results['LightGCN']['users']} users):")
+    _echo_table(experiment.metrics_table(results, ks))
+    payload = dict(results["LightGCN"])
+    payload["baseline"] = dict(results["Popularity"])
+    payload.update(
+        best_epoch=model.best_epoch_,
+        epochs_run=len(model.history_),
+        train_seconds=total,
+        world_size=model.world_size_,
+        config=model.config.to_dict(),
+    )
+    _write_json(out / "metrics.json", payload)
+    _write_json(metrics_json, payload)
+    click.echo(f"saved {out / 'model.npz'}")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@data_options
+@config_options
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="runs/lightgcn",
+    show_default=True,
+    help="Folder for model.npz, history and metrics (rank 0).",
+)
+@click.option(
+    "--metrics-json",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the final test metrics here.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Write a resumable checkpoint every N epochs (0: never).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Continue an interrupted run from its checkpoint (readable by every rank).",
+)
+@click.option(
+    "-k",
+    "ks",
+    type=int,
+    multiple=True,
+    default=(10, 20),
+    show_default=True,
+    help="Cutoffs of the reported metrics.",
+)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "gloo", "nccl"]),
+    default="auto",
+    show_default=True,
+    help="auto: gloo on CPU, nccl on CUDA.",
+)
+@friendly_errors
+def main(
+    dataset,
+    data_dir,
+    min_rating,
+    split_method,
+    split_seed,
+    no_download,
+    preset_name,
+    alpha,
+    out,
+    metrics_json,
+    checkpoint_every,
+    resume,
+    ks,
+    quiet,
+    backend,
+    **overrides,
+):
+    """Train LightGCN data-parallel over the processes started by torchrun."""  # fmt: skip
+    spec = _spec(dataset, data_dir, min_rating, split_method, split_seed)
+    cfg = _config(preset_name, alpha, overrides)
+    device = init_distributed(cfg.device, None if backend == "auto" else backend)
+    try:
+        cfg = cfg.replace(device=str(device))
+        rank = dist.get_rank()
+        show = rank == 0 and not quiet
+        out = Path(out)
+        # The first process of each machine loads (and if need be downloads) the data first,
+        # so that the others find it in the cache instead of downloading it concurrently.
+        local_first = os.environ.get("LOCAL_RANK", "0") == "0"
+        loaded = spec.load(download=not no_download) if local_first else None
+        dist.barrier()
+        if loaded is None:
+            loaded = spec.load(download=not no_download)
+        data, split = loaded
+        if show:
+            click.echo(
+                f"{data!r}: train {split.train.num_interactions}, valid "
+                f"{split.valid.num_interactions}, test {split.test.num_interactions}; "
+                f"{dist.get_world_size()} process(es), {backend_for(device)} on {device}",
+                err=True,
+            )
+        with _model_class(DistributedLightGCN):
+            model, data, split = experiment.train(
+                spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
+                checkpoint_every=checkpoint_every, resume=resume, data=loaded,
+            )  # fmt: skip
+        if rank == 0:
+            _report(model, split, out, ks, metrics_json)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Smoke tests of the benchmarks: each runs on a tiny graph in seconds and writes its JSON.
+
+No timing is asserted: only that each benchmark runs, checks correctness, and reports the
+expected keys. The benchmarks live outside the package, in ``benchmarks/`` at the root.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+common = importlib.import_module("benchmarks.common")
+bench_propagate = importlib.import_module("benchmarks.propagate")
+bench_sampler = importlib.import_module("benchmarks.sampler")
+bench_memory = importlib.import_module("benchmarks.memory")
+
+TINY_PROPAGATE = [
+    "--no-ml100k",
+    "--edges",
+    "2000",
+    "--dim",
+    "8",
+    "--layers",
+    "2",
+    "--min-run-time",
+    "0",
+    "--triad-mib",
+    "4",
+]
+
+
+def invoke(main, args: list[str]) -> tuple[str, dict]:
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    json_path = args[args.index("--json") + 1]
+    return result.output, json.loads(Path(json_path).read_text())
+
+
+def test_powerlaw_bipartite_distinct_and_deterministic():
+    u, i = common.powerlaw_bipartite(50, 40, 500, seed=3)
+    assert u.size == i.size == 500
+    assert 0 <= u.min() and u.max() < 50 and 0 <= i.min() and i.max() < 40
+    assert np.unique(u * 40 + i).size == 500  # deduplicated
+    u2, i2 = common.powerlaw_bipartite(50, 40, 500, seed=3)
+    assert np.array_equal(u, u2) and np.array_equal(i, i2)
+    with pytest.raises(ValueError, match="at most half"):
+        common.powerlaw_bipartite(10, 10, 60)
+
+
+def test_powerlaw_items_are_skewed():
+    _, i = common.powerlaw_bipartite(2000, 500, 20_000, seed=0)
+    deg = np.sort(np.bincount(i, minlength=500))[::-1]
+    assert deg[:50].sum() > 2 * deg[-250:].sum()  # head items far more popular than the tail
+
+
+def test_close_uses_dtype_tolerance():
+    ref = torch.randn(10, 4)
+    ok, err = common.close(ref + 1e-7, ref)
+    assert ok and err < 1e-5
+    ok, _ = common.close(ref * 1.01, ref)
+    assert not ok
+
+
+def test_propagate_smoke(tmp_path):
+    out_json = tmp_path / "p.json"
+    output, data = invoke(bench_propagate.main, TINY_PROPAGATE + ["--json", str(out_json)])
+    assert "ours[embedding_bag]" in output and "triad" in output
+    assert data["benchmark"] == "propagate"
+    for key in ("hardware", "config", "byte_model", "triad", "graphs", "targets", "notes"):
+        assert key in data
+    assert data["hardware"]["torch"] == torch.__version__
+    assert data["triad"]["gbps"] > 0
+    (graph,) = data["graphs"]
+    assert graph["edges"] == 2000 and graph["nnz"] == 4000
+    cont = graph["contenders"]
+    for name in (
+        "ours[embedding_bag]",
+        "ours[sparse_mm]",
+        "torch CSR sparse.mm autograd",
+        "torch COO sparse.mm autograd",
+        "scipy CSR @ dense (fwd only)",
+        "PyG LightGCN.get_embedding",
+    ):
+        assert name in cont
+    for name in ("ours[embedding_bag]", "ours[sparse_mm]", "torch CSR sparse.mm autograd"):
+        for phase in ("fwd", "fwd+bwd"):
+            res = cont[name][phase]
+            assert res["status"] == "ok", (name, phase, res)
+            for key in ("median_s", "iqr_s", "runs", "gbps", "vs_ours", "max_rel_err"):
+                assert key in res
+            assert "peak_bytes" in res
+    assert cont["scipy CSR @ dense (fwd only)"]["fwd+bwd"]["status"] == "n/a"
+    assert cont["ours[embedding_bag]"]["fwd"]["vs_ours"] == pytest.approx(1.0)
+
+
+def test_propagate_reports_wrong_contender_untimed(tmp_path, monkeypatch):
+    real = bench_propagate.make_contenders
+
+    def with_a_wrong_one(*args, **kwargs):
+        out = real(*args, **kwargs)
+        x = args[2]
+        out.append(bench_propagate.Contender("wrong", lambda: 2 * x, lambda: -x))
+        return out
+
+    monkeypatch.setattr(bench_propagate, "make_contenders", with_a_wrong_one)
+    out_json = tmp_path / "p.json"
+    args = TINY_PROPAGATE + ["--no-memory", "--json", str(out_json)]
+    output, data = invoke(bench_propagate.main, args)
+    wrong = data["graphs"][0]["contenders"]["wrong"]
+    for phase in ("fwd", "fwd+bwd"):
+        assert wrong[phase]["status"] == "WRONG"
+        assert "median_s" not in wrong[phase]
+    assert "WRONG" in output
+
+
+def test_propagate_skips_pyg_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "pyg_available", lambda: (False, "no PyG here: skipped."))
+    out_json = tmp_path / "p.json"
+    args = TINY_PROPAGATE + ["--no-memory", "--json", str(out_json)]
+    output, data = invoke(bench_propagate.main, args)
+    assert "note: no PyG here: skipped." in output
+    pyg = data["graphs"][0]["contenders"]["PyG LightGCN.get_embedding"]
+    assert pyg["fwd"]["status"] == "n/a"
+
+
+def test_propagate_ml100k_shape(tmp_path):
+    out_json = tmp_path / "p.json"
+    args = [
+        "--synthetic",
+        "--edges",
+        "1000",
+        "--dim",
+        "4",
+        "--layers",
+        "1",
+        "--min-run-time",
+        "0",
+        "--triad-mib",
+        "4",
+        "--no-memory",
+        "--pyg-max-edges",
+        "0",
+        "--json",
+        str(out_json),
+    ]
+    _, data = invoke(bench_propagate.main, args)
+    ml = data["graphs"][0]
+    assert (ml["graph"], ml["users"], ml["items"], ml["edges"]) == ("ml-100k", 943, 1682, 100_000)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error path")
+def test_propagate_cuda_absent_is_one_clear_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.propagate", "--device", "cuda", "--no-ml100k"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "CUDA is not available" in lines[0], proc.stderr
+
+
+def test_sampler_smoke(tmp_path):
+    out_json = tmp_path / "s.json"
+    args = [
+        "--no-ml100k",
+        "--edges",
+        "3000",
+        "--python-samples",
+        "500",
+        "--min-run-time",
+        "0",
+        "--json",
+        str(out_json),
+    ]
+    output, data = invoke(bench_sampler.main, args)
+    assert data["benchmark"] == "sampler"
+    (graph,) = data["graphs"]
+    ours = graph["contenders"]["ours BPRSampler.negatives"]
+    for key in ("samples_per_call", "median_s", "iqr_s", "samples_per_s", "ours_speedup"):
+        assert key in ours
+    assert ours["frac_positive"] == 0.0 and ours["frac_not_item"] == 0.0
+    loop = graph["contenders"]["Python loop + set (rejection)"]
+    assert loop["samples_per_call"] == 500 and loop["frac_positive"] == 0.0
+    assert "PyG structured_negative_sampling" in graph["contenders"]
+    assert "samples/s" in output
+
+
+def test_memory_smoke(tmp_path):
+    out_json = tmp_path / "m.json"
+    args = ["--edges", "3000", "--steps", "1", "--dim", "8", "--json", str(out_json)]
+    output, data = invoke(bench_memory.main, args)
+    assert data["benchmark"] == "memory"
+    (graph,) = data["graphs"]
+    assert "error" not in graph, graph
+    assert set(bench_memory.STAGES) <= set(graph["stages"])
+    for name in bench_memory.STAGES:
+        stage = graph["stages"][name]
+        assert stage["seconds"] >= 0 and stage["ru_maxrss"] > 0
+    for batch in (2048, 65536):
+        step = graph["stages"][f"step@{batch}"]
+        assert step["epoch_steps"] == -(-graph["train_edges"] // batch)
+        assert step["epoch_s"] == pytest.approx(step["epoch_steps"] * step["step_s"])
+    assert graph["stages"]["evaluate"]["users"] > 0
+    assert graph["ru_maxrss"] > 0
+    assert "evaluate" in output
