@@ -306,7 +306,12 @@ def _status_kib(field: str) -> int:
     return int(match.group(1))
 
 
-def _can_reset_hwm() -> bool:
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak resident set (VmHWM) to the current one; False if unsupported.
+
+    Linux only (``/proc/self/clear_refs``, value 5). Note that this also resets the
+    high-water mark ``getrusage`` reports as ``ru_maxrss``.
+    """
     try:
         _CLEAR_REFS.write_text("5")
         _status_kib("VmHWM")
@@ -315,30 +320,21 @@ def _can_reset_hwm() -> bool:
         return False
 
 
-def _libc() -> ctypes.CDLL | None:
+def peak_rss_bytes() -> int | None:
+    """The kernel's peak resident set (VmHWM) of this process in bytes, None if unknown."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt  # noqa: B018 - glibc only
-        libc.malloc_trim  # noqa: B018
-        return libc
-    except (OSError, AttributeError):
+        return _status_kib("VmHWM") * 1024
+    except OSError:
         return None
 
 
-def pin_malloc_mmap_threshold(threshold: int = 64 * 1024) -> bool:
-    """Make glibc serve allocations >= ``threshold`` bytes by a fresh ``mmap`` when it grows.
-
-    Pinning the threshold stops glibc from raising it (up to 32 MiB) after large frees, so
-    large buffers are returned to the kernel when freed instead of staying resident in the
-    heap. Returns False off glibc.
-    """
-    libc = _libc()
-    if libc is None:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(libc.mallopt(m_mmap_threshold, threshold)) and bool(
-        libc.mallopt(m_trim_threshold, threshold)
-    )
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only
+        return libc
+    except (OSError, AttributeError):
+        return None
 
 
 def release_free_memory() -> None:
@@ -354,10 +350,12 @@ def release_free_memory() -> None:
 
 
 CPU_PEAK_METHOD = (
-    "CPU peak = VmHWM - VmRSS around one call (Linux): gc + malloc_trim(0) first so reused "
-    "heap pages count, VmHWM reset via /proc/self/clear_refs, glibc mmap threshold pinned"
+    "CPU peak = VmHWM - VmRSS around the first (checked) call, Linux: gc + malloc_trim(0) "
+    "first so that reused heap pages count, VmHWM reset via /proc/self/clear_refs"
 )
-CUDA_PEAK_METHOD = "CUDA peak = torch.cuda.max_memory_allocated - memory_allocated before"
+CUDA_PEAK_METHOD = (
+    "CUDA peak = torch.cuda.max_memory_allocated - memory_allocated before the first call"
+)
 
 
 def peak_memory(fn: Callable[[], Any], device: torch.device) -> int | None:
@@ -376,12 +374,12 @@ def peak_memory(fn: Callable[[], Any], device: torch.device) -> int | None:
         fn()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - before
-    if not _can_reset_hwm():
+    before = rss_bytes()
+    if before is None or not reset_peak_rss():
         return None
-    before = _status_kib("VmRSS")
-    _CLEAR_REFS.write_text("5")
     fn()
-    return max(0, _status_kib("VmHWM") - before) * 1024
+    peak = peak_rss_bytes()
+    return None if peak is None else max(0, peak - before)
 
 
 def max_rss_bytes() -> int:

@@ -71,11 +71,7 @@ class Stage:
         maxrss_so_far()  # fold the high-water mark in before it is reset below
         common.release_free_memory()
         self.rss0 = common.rss_bytes()
-        try:
-            common._CLEAR_REFS.write_text("5")
-            self.hwm = True
-        except OSError:
-            self.hwm = False
+        self.hwm = self.rss0 is not None and common.reset_peak_rss()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -86,8 +82,9 @@ class Stage:
     def __exit__(self, *exc: Any) -> None:
         common.synchronize(self.device)
         entry = {"seconds": time.perf_counter() - self.t0, "ru_maxrss": maxrss_so_far()}
-        if self.hwm and self.rss0 is not None:
-            entry["peak_rss_delta"] = common._status_kib("VmHWM") * 1024 - self.rss0
+        peak = common.peak_rss_bytes() if self.hwm else None
+        if peak is not None and self.rss0 is not None:
+            entry["peak_rss_delta"] = max(0, peak - self.rss0)
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device)
             entry["cuda_peak_delta"] = peak - self.cuda0
@@ -206,6 +203,7 @@ HEADER = [
     "ru_maxrss so far",
     "epoch (ceil(E/b) steps)",
 ]
+CUDA_HEADER = [*HEADER[:6], "CUDA peak delta", *HEADER[6:]]
 
 
 def rows_of(r: dict[str, Any]) -> list[list[str]]:
@@ -219,19 +217,17 @@ def rows_of(r: dict[str, Any]) -> list[list[str]]:
             shown, epoch = common.fmt_time(st["seconds"]), ""
         if name == "evaluate":
             shown += f" ({st['users']} users)"
-        peak = st.get("cuda_peak_delta", st.get("peak_rss_delta"))
-        rows.append(
-            [
-                common.fmt_count(r["edges"]),
-                common.fmt_count(r["users"]),
-                common.fmt_count(r["items"]),
-                name,
-                shown,
-                common.fmt_bytes(peak),
-                common.fmt_bytes(st["ru_maxrss"]),
-                epoch,
-            ]
-        )
+        row = [
+            common.fmt_count(r["edges"]),
+            common.fmt_count(r["users"]),
+            common.fmt_count(r["items"]),
+            name,
+            shown,
+            common.fmt_bytes(st.get("peak_rss_delta")),
+        ]
+        if "cuda_peak_delta" in st:
+            row.append(common.fmt_bytes(st["cuda_peak_delta"]))
+        rows.append([*row, common.fmt_bytes(st["ru_maxrss"]), epoch])
     return rows
 
 
@@ -333,7 +329,7 @@ def main(
             rows += rows_of(r)
     click.echo(f"Memory and time per stage, d={dim}, K={layers}, float32, device {dev}")
     if rows:
-        click.echo(common.format_table(HEADER, rows))
+        click.echo(common.format_table(CUDA_HEADER if dev.type == "cuda" else HEADER, rows))
     for r in results:
         if "error" not in r:
             ev = r["stages"]["evaluate"]

@@ -269,6 +269,7 @@ def run_graph(
     min_run_time: float,
     pyg_max_edges: int,
     seed: int,
+    memory: bool,
     notes: list[str],
 ) -> tuple[dict[str, Any], list[Contender], torch.Tensor]:
     t0 = time.perf_counter()
@@ -299,14 +300,23 @@ def run_graph(
             c.results[phase] = res
             if fn is None:
                 continue
-            try:
-                ok, err = common.close(fn(), ref)
+            holder: list[Any] = []
+            try:  # the first call checks the result and, with --memory, measures the peak
+                if memory:
+                    res["peak_bytes"] = common.peak_memory(
+                        lambda fn=fn, holder=holder: holder.append(fn()), device
+                    )
+                else:
+                    holder.append(fn())
+                ok, err = common.close(holder.pop(), ref)
             except Exception as exc:  # a contender that cannot run is reported, not fatal
                 res.update(status="ERROR", error=f"{type(exc).__name__}: {exc}"[:200])
+                res.pop("peak_bytes", None)
                 continue
             res["max_rel_err"] = err
             if not ok:
                 res["status"] = "WRONG"
+                res.pop("peak_bytes", None)
                 continue
             res.update(status="ok", **common.time_it(fn, min_run_time))
             res["gbps"] = nbytes / res["median_s"] / 1e9
@@ -323,15 +333,6 @@ def run_graph(
         "forward_bytes": fwd_bytes,
     }
     return info, contenders, adj
-
-
-def measure_memory(contenders: list[Contender], device: torch.device) -> None:
-    for c in contenders:
-        for phase, fn in (("fwd", c.forward), ("fwd+bwd", c.backward)):
-            res = c.results[phase]
-            if fn is None or res.get("status") != "ok":
-                continue
-            res["peak_bytes"] = common.peak_memory(lambda fn=fn: (fn(), None)[1], device)
 
 
 def profile_largest(contenders: list[Contender], label: str) -> str:
@@ -454,7 +455,7 @@ def _target(g: dict, what: str, res: dict, phase: str, goal: float) -> dict[str,
     multiple=True,
     default=(80_000, 1_000_000, 5_000_000),
     show_default=True,
-    help="Edges of each synthetic power-law graph (repeat the option).",
+    help="Edges of each synthetic power-law graph (repeat the option; 0 alone: none).",
 )
 @click.option("--users", type=int, multiple=True, help="Users of each graph (default E/20).")
 @click.option("--items", type=int, multiple=True, help="Items of each graph (default E/100).")
@@ -515,6 +516,7 @@ def main(
     dev = common.resolve_device(device)
     common.set_threads(threads)
     torch_dtype = DTYPES[dtype]
+    edges = tuple(e for e in edges if e != 0)
     graphs = build_graphs(edges, users, items, ml100k, real, seed)
     if not graphs:
         raise click.UsageError("no graph to run: give --edges or --ml100k.")
@@ -537,15 +539,10 @@ def main(
             err=True,
         )
         info, contenders, adj = run_graph(
-            g, dev, dim, layers, torch_dtype, min_run_time, pyg_max_edges, seed, notes
+            g, dev, dim, layers, torch_dtype, min_run_time, pyg_max_edges, seed, memory, notes
         )
         add_ratios(contenders)
         done.append((info, contenders, adj))
-    if memory:
-        if dev.type == "cpu" and not common.pin_malloc_mmap_threshold():
-            notes.append("could not pin glibc's mmap threshold: CPU peaks may be understated.")
-        for _, contenders, _ in done:
-            measure_memory(contenders, dev)
     prof_text = profile_largest(done[-1][1], done[-1][0]["graph"]) if profile else ""
 
     rows: list[list[str]] = []

@@ -176,7 +176,7 @@ HEADER = [
     multiple=True,
     default=(1_000_000, 5_000_000),
     show_default=True,
-    help="Edges of each synthetic power-law graph (E/20 users, E/100 items).",
+    help="Edges of each synthetic power-law graph (E/20 users, E/100 items; 0 alone: none).",
 )
 @click.option("--ml100k/--no-ml100k", default=True, show_default=True)
 @click.option("--real/--synthetic", default=True, show_default=True)
@@ -204,6 +204,7 @@ def main(
 ) -> None:
     dev = common.resolve_device(device)
     common.set_threads(threads)
+    edges = tuple(e for e in edges if e != 0)
     hw = common.hardware(dev)
     load_before = os.getloadavg()
     click.echo(common.hardware_line(hw))

@@ -144,8 +144,17 @@ def read_npz(path: PathLike, required: tuple[str, ...] = ()) -> dict[str, np.nda
         raise
     except Exception as err:  # zipfile, zlib, numpy format or pickle refusals: all "corrupt"
         detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        if "pickle" in detail.lower():
-            detail = "it holds pickled data, which is never loaded"
+        if "Object arrays cannot be loaded" in detail:
+            raise CheckpointError(
+                f"{str(path)!r} holds an object array, which only unpickling could read; "
+                "lightgcn-sparse never unpickles, so it is refused."
+            ) from err
+        if "pickled" in detail:  # numpy's answer for anything neither .npz nor .npy
+            raise CheckpointError(
+                f"{str(path)!r} is not a lightgcn-sparse checkpoint: it is neither an .npz "
+                "archive nor an .npy array (only unpickling could read it, and lightgcn-sparse "
+                "never unpickles)."
+            ) from err
         raise CheckpointError(
             f"{str(path)!r} is not a readable lightgcn-sparse checkpoint "
             f"(truncated, corrupt or another kind of file: {type(err).__name__}: {detail})."

@@ -25,11 +25,11 @@ from .experiment import (
     describe_items,
     evaluate_test,
     find_movie,
+    finish_training,
     load_model_and_data,
     metrics_table,
     popularity_metrics,
     train,
-    write_history,
 )
 from .model import NotFittedError, TrainingDiverged
 
@@ -266,24 +266,20 @@ def train_cmd(
         spec, cfg, show_progress=not quiet, checkpoint_path=out / "checkpoint.npz",
         checkpoint_every=checkpoint_every, resume=resume, data=loaded,
     )  # fmt: skip
-    # Evaluate before writing anything, so a failure leaves the previous outputs intact.
-    results = {"LightGCN": evaluate_test(model, split, ks),
-               "Popularity": popularity_metrics(split, ks, model.config.device)}  # fmt: skip
-    model.save(out / "model.npz")
-    write_history(model, out)
-    total = sum(r["time"] for r in model.history_)
+    report_training(model, split, out, ks, metrics_json)
+
+
+def report_training(model, split, out: Path, ks, metrics_json=None, extra=None) -> None:
+    """Evaluate, save (see :func:`experiment.finish_training`) and print the summary."""
+    payload = finish_training(model, split, out, ks, metrics_json, extra)
+    total, ran = payload["train_seconds"], payload["epochs_run"]
+    procs = f" on {extra['world_size']} process(es)" if extra and "world_size" in extra else ""
     click.echo(
-        f"best epoch {model.best_epoch_} of {len(model.history_)}; "
-        f"training time {total:.1f}s ({total / max(len(model.history_), 1):.2f}s/epoch)"
+        f"best epoch {model.best_epoch_} of {ran}; "
+        f"training time {total:.1f}s ({total / max(ran, 1):.2f}s/epoch){procs}"
     )
-    click.echo(f"test metrics ({results['LightGCN']['users']} users):")
-    _echo_table(metrics_table(results, ks))
-    payload = {k: v for k, v in results["LightGCN"].items()}
-    payload["baseline"] = {k: v for k, v in results["Popularity"].items()}
-    payload.update(best_epoch=model.best_epoch_, epochs_run=len(model.history_),
-                   train_seconds=total, config=model.config.to_dict())  # fmt: skip
-    _write_json(out / "metrics.json", payload)
-    _write_json(metrics_json, payload)
+    click.echo(f"test metrics ({payload['users']} users):")
+    _echo_table(metrics_table({"LightGCN": payload, "Popularity": payload["baseline"]}, ks))
     click.echo(f"saved {out / 'model.npz'}")
 
 

@@ -16,12 +16,16 @@ SAMPLING = ("interactions", "users")
 
 @dataclass
 class Config:
-    """LightGCN hyperparameters. Defaults follow RecBole 1.2.1's LightGCN on ml-100k."""
+    """LightGCN hyperparameters.
+
+    Defaults are RecBole 1.2.1's LightGCN settings on ml-100k except the learning rate:
+    5e-3 was chosen over 1e-3 and 1e-2 by validation NDCG@20 on ml-100k (README).
+    """
 
     embedding_dim: int = 64  # d: width of the layer-0 embeddings, the only parameters
     num_layers: int = 3  # K: propagation rounds
     alpha: Optional[tuple[float, ...]] = None  # K + 1 layer weights; None: 1 / (K + 1) each
-    learning_rate: float = 1e-3  # Adam step size
+    learning_rate: float = 5e-3  # Adam step size
     lr_decay: float = 1.0  # multiply the learning rate by this after every epoch
     reg: float = 1e-4  # lambda of the L2 term on the batch's layer-0 embeddings
     batch_size: int = 2048  # BPR triples per step

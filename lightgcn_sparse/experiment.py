@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, atomic_write_text
 from .config import Config
 from .data import Interactions, Split, load_dataset, split_interactions
 from .interactions import user_items_from_csr
@@ -53,11 +53,16 @@ def train(
     checkpoint_every: int = 0,
     resume: Optional[Union[str, Path]] = None,
     data: Optional[tuple[Interactions, Split]] = None,
+    model_cls: type[LightGCN] = LightGCN,
 ) -> tuple[LightGCN, Interactions, Split]:
-    """Load and split ``spec``'s data and fit LightGCN with early stopping on validation."""
+    """Load and split ``spec``'s data and fit LightGCN with early stopping on validation.
+
+    ``data`` reuses an already loaded ``(interactions, split)``; ``model_cls`` lets a
+    subclass (e.g. :class:`~lightgcn_sparse.distributed.DistributedLightGCN`) train.
+    """
     data_all, split = data if data is not None else spec.load()
     config = config.replace(extra={**config.extra, "data": spec.to_dict()})
-    model = LightGCN(config)
+    model = model_cls(config)
     model.dataset = data_all.name or str(spec.dataset)
     model.user_ids, model.item_ids = data_all.user_ids, data_all.item_ids
     valid = split.valid.to_csr() if split.valid.num_interactions else None
@@ -112,6 +117,44 @@ def metrics_table(results: dict[str, dict[str, float]], ks=(10, 20)) -> pd.DataF
         {col: [res.get(key, math.nan) for _, key in rows] for col, res in results.items()},
         index=[label for label, _ in rows],
     )
+
+
+def finish_training(
+    model: LightGCN,
+    split: Split,
+    out_dir: Union[str, Path],
+    ks=(10, 20),
+    metrics_json: Optional[Union[str, Path]] = None,
+    extra: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
+    """Evaluate on test (popularity beside), then write the model, history and metrics.
+
+    Evaluation runs before anything is written, so a failure leaves earlier outputs intact;
+    every file is written atomically. Returns the metrics payload also saved as
+    ``out_dir/metrics.json`` (and ``metrics_json`` if given): LightGCN's test metrics at the
+    top level, ``baseline`` for popularity's, plus run facts and ``extra``.
+    """
+    ks = tuple(sorted(set(ks)))
+    ours = evaluate_test(model, split, ks)
+    pop = popularity_metrics(split, ks, model.config.device)
+    out = Path(out_dir)
+    model.save(out / "model.npz")
+    write_history(model, out)
+    total = sum(r["time"] for r in model.history_)
+    payload: dict[str, Any] = dict(ours)
+    payload.update(
+        baseline=pop,
+        best_epoch=model.best_epoch_,
+        epochs_run=len(model.history_),
+        train_seconds=total,
+        config=model.config.to_dict(),
+        **(extra or {}),
+    )
+    text = json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n"
+    for path in (out / "metrics.json", metrics_json):
+        if path:
+            atomic_write_text(path, text)
+    return payload
 
 
 def history_frame(model: LightGCN) -> pd.DataFrame:

@@ -159,6 +159,17 @@ class LightGCN:
             resume: a checkpoint written by an earlier, interrupted ``fit`` with the same data
                 and config; training continues where it stopped, with identical results.
             callback: called with each epoch's history record.
+
+        Raises:
+            ValueError, TypeError: bad data, arguments or hyperparameters (named in the
+                message); checked before any training step.
+            CheckpointError: ``resume`` is not a checkpoint of this data, split and config.
+            TrainingDiverged: the loss, the embeddings or Adam's state became NaN or infinite
+                (or the scores would overflow). The model keeps the embeddings from the start
+                of that epoch, and the last checkpoint is left as it was.
+
+        On CPU the same seed gives bit-identical embeddings, history and metrics (with the
+        same number of threads), and so does a resumed run.
         """
         cfg = self.config.validate()
         dev = self.device
@@ -180,6 +191,11 @@ class LightGCN:
             )
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable. Got {type(callback).__name__}.")
+        if valid is not None and max(cfg.ks) > train.num_items:
+            raise ValueError(
+                f"the validation cutoffs ks={cfg.ks} (with metric {cfg.metric!r}) exceed the "
+                f"catalogue of {train.num_items} items; use cutoffs <= {train.num_items}."
+            )
         valid_fp = fingerprint(valid) if valid is not None else ""
         self._set_graph(train)
         sampler = BPRSampler(train)
@@ -322,8 +338,13 @@ class LightGCN:
     def _bpr(self, x0: torch.Tensor, u, p, n) -> torch.Tensor:
         cfg = self.config
         out = propagate(self.adj_, x0, cfg.num_layers, cfg.alpha, kernel=cfg.kernel)  # (N, d)
-        pi, ni = p + self.num_users_, n + self.num_users_
-        return bpr_loss(out[u], out[pi], out[ni], (x0[u], x0[pi], x0[ni]), cfg.reg)
+        rows = torch.cat([u, p + self.num_users_, n + self.num_users_])  # (3B,) node ids
+        # F.embedding, not out[rows]: the backward of advanced indexing is a parallel
+        # index_put_(accumulate=True), whose float sums change order from run to run on CPU;
+        # embedding's backward gives each thread its own output rows and is reproducible.
+        eu, ep, en = F.embedding(rows, out).chunk(3)  # (B, d) each
+        layer0 = F.embedding(rows, x0).chunk(3)
+        return bpr_loss(eu, ep, en, layer0, cfg.reg)
 
     def _reduce_gradients(self) -> None:
         """Hook for data-parallel training (see :mod:`lightgcn_sparse.distributed`)."""
@@ -420,7 +441,7 @@ class LightGCN:
         if "train_state" not in data:
             raise CheckpointError(
                 f"{where} is a saved model, not a training checkpoint; resume from the "
-                "checkpoint.npz that fit(checkpoint_every=...) writes."
+                "checkpoint that training writes with checkpoint_every (--checkpoint-every)."
             )
         missing = [k for k in ("fingerprint", "rng_state", "best_embedding") if k not in data]
         if missing:
@@ -612,11 +633,13 @@ class LightGCN:
         """Full-ranking metrics on ``test``; ``exclude`` (default: training) is not ranked."""
         self._check_fitted()
         dev = self.device
-        truth = as_user_items(test, self.num_users_, dev, "test")
+        truth = self._check_columns(as_user_items(test, self.num_users_, dev, "test"), "test")
         excl = (
             self.train_
             if exclude is None
-            else as_user_items(exclude, self.num_users_, dev, "exclude")
+            else self._check_columns(
+                as_user_items(exclude, self.num_users_, dev, "exclude"), "exclude"
+            )
         )
         final = self._propagated()
         return evaluate_ranking(
@@ -626,6 +649,13 @@ class LightGCN:
             excl,
             ks or self.config.ks,
         )
+
+    def _check_columns(self, ui: UserItems, name: str) -> UserItems:
+        if ui.num_items != self.num_items_:
+            raise ValueError(
+                f"{name} must have {self.num_items_} columns (items). Got {ui.num_items}."
+            )
+        return ui
 
     def _user_rows(
         self, userid, user_items, recalculate: bool
@@ -643,6 +673,7 @@ class LightGCN:
         if user_items is None:
             return self._propagated()[users], users, self.train_
         seen = as_user_items(user_items, users.numel(), self.device, "user_items")
+        self._check_columns(seen, "user_items")
         return self._propagated()[users], torch.arange(users.numel(), device=self.device), seen
 
     def recommend(
@@ -708,10 +739,7 @@ class LightGCN:
 
         where :math:`|N_i|` is item ``i``'s training degree (``+1`` counts the new user).
         """
-        if liked.num_items != self.num_items_:
-            raise ValueError(
-                f"user_items must have {self.num_items_} columns. Got {liked.num_items}."
-            )
+        self._check_columns(liked, "user_items")
         final_items = self._propagated()[self.num_users_ :]  # (I, d)
         dtype = final_items.dtype
         if liked.nnz == 0:

@@ -27,6 +27,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_draw = 0.0
+        self._drawn = 0  # length of the bar line on screen, to blank it out when replaced
 
     def step(self, epoch: int, batch: int, total_batches: int, loss: float) -> None:
         """Redraw the bar mid-epoch (terminals only, at most 10 times a second)."""
@@ -37,9 +38,9 @@ class Progress:
         width = 20
         done = int(width * batch / max(total_batches, 1))
         bar = "#" * done + "." * (width - done)
-        self.stream.write(
-            f"\repoch {epoch}/{self.total_epochs} [{bar}] {batch}/{total_batches} loss {loss:.4f}"
-        )
+        line = f"epoch {epoch}/{self.total_epochs} [{bar}] {batch}/{total_batches} loss {loss:.4f}"
+        self.stream.write("\r" + line.ljust(self._drawn))
+        self._drawn = len(line)
         self.stream.flush()
 
     def epoch_end(self, epoch: int, record: dict) -> None:
@@ -51,5 +52,9 @@ class Progress:
         parts.append(f"{record['time']:.2f}s")
         if record.get("improved"):
             parts.append("*")
-        self.stream.write(("\r" if self.tty else "") + "  ".join(parts) + "\n")
+        line = "  ".join(parts)
+        if self.tty:
+            line = "\r" + line.ljust(self._drawn)
+            self._drawn = 0
+        self.stream.write(line + "\n")
         self.stream.flush()

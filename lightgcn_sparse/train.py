@@ -20,10 +20,8 @@ Two machines (run on each, with ``--node_rank`` 0 and 1)::
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -32,57 +30,13 @@ import torch.distributed as dist
 from . import experiment
 from .cli import (
     _config,
-    _echo_table,
     _spec,
-    _write_json,
     config_options,
     data_options,
     friendly_errors,
+    report_training,
 )
-from .distributed import DistributedLightGCN, backend_for, init_distributed
-from .model import LightGCN
-
-
-@contextlib.contextmanager
-def _model_class(cls: type[LightGCN]) -> Iterator[None]:
-    """Make :func:`experiment.train` build ``cls`` instead of :class:`LightGCN`."""
-    saved = experiment.LightGCN
-    experiment.LightGCN = cls
-    try:
-        yield
-    finally:
-        experiment.LightGCN = saved
-
-
-def _report(model: LightGCN, split, out: Path, ks, metrics_json) -> None:
-    """What ``lightgcn-sparse train`` prints and writes after training (rank 0 only)."""
-    model.save(out / "model.npz")
-    experiment.write_history(model, out)
-    ks = tuple(sorted(set(ks)))
-    results = {
-        "LightGCN": experiment.evaluate_test(model, split, ks),
-        "Popularity": experiment.popularity_metrics(split, ks, model.config.device),
-    }
-    total = sum(r["time"] for r in model.history_)
-    click.echo(
-        f"best epoch {model.best_epoch_} of {len(model.history_)}; "
-        f"training time {total:.1f}s ({total / max(len(model.history_), 1):.2f}s/epoch) "
-        f"on {model.world_size_} process(es)"
-    )
-    click.echo(f"test metrics ({results['LightGCN']['users']} users):")
-    _echo_table(experiment.metrics_table(results, ks))
-    payload = dict(results["LightGCN"])
-    payload["baseline"] = dict(results["Popularity"])
-    payload.update(
-        best_epoch=model.best_epoch_,
-        epochs_run=len(model.history_),
-        train_seconds=total,
-        world_size=model.world_size_,
-        config=model.config.to_dict(),
-    )
-    _write_json(out / "metrics.json", payload)
-    _write_json(metrics_json, payload)
-    click.echo(f"saved {out / 'model.npz'}")
+from .distributed import DistributedLightGCN, init_distributed
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -171,16 +125,16 @@ def main(
             click.echo(
                 f"{data!r}: train {split.train.num_interactions}, valid "
                 f"{split.valid.num_interactions}, test {split.test.num_interactions}; "
-                f"{dist.get_world_size()} process(es), {backend_for(device)} on {device}",
+                f"{dist.get_world_size()} process(es), {dist.get_backend()} on {device}",
                 err=True,
             )
-        with _model_class(DistributedLightGCN):
-            model, data, split = experiment.train(
-                spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
-                checkpoint_every=checkpoint_every, resume=resume, data=loaded,
-            )  # fmt: skip
+        model, data, split = experiment.train(
+            spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
+            checkpoint_every=checkpoint_every, resume=resume, data=loaded,
+            model_cls=DistributedLightGCN,
+        )  # fmt: skip
         if rank == 0:
-            _report(model, split, out, ks, metrics_json)
+            report_training(model, split, out, ks, metrics_json, {"world_size": model.world_size_})
     finally:
         dist.destroy_process_group()
 

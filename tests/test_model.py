@@ -7,6 +7,7 @@ similar) items from the right cluster.
 
 from __future__ import annotations
 
+import io
 import time
 from typing import NamedTuple
 
@@ -17,6 +18,7 @@ import torch
 
 from lightgcn_sparse.config import PRESETS, preset
 from lightgcn_sparse.model import LightGCN, NotFittedError
+from lightgcn_sparse.progress import Progress
 
 CLUSTERS = 4
 USERS_PER, ITEMS_PER = 15, 10
@@ -360,3 +362,33 @@ def test_cs224w_preset_is_expressible(planted):
     lrs = [r["lr"] for r in model.history_]
     np.testing.assert_allclose(lrs, [1e-3 * 0.9**e for e in (1, 2, 3)], rtol=1e-12)
     assert model.config.alpha is None and "alpha=[0.25, 0.25, 0.25, 0.25]" in repr(model)
+
+
+# ------------------------------------------------------------------ progress
+
+
+def test_fit_prints_one_progress_line_per_epoch(planted, capsys):
+    LightGCN(**small_config(epochs=3)).fit(planted.train, planted.valid, show_progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[:2] for line in lines] == [["epoch", f"{e}/3"] for e in (1, 2, 3)]
+    assert all("loss" in line and "val_loss" in line and "ndcg@20" in line for line in lines)
+    LightGCN(**small_config(epochs=2)).fit(planted.train, show_progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_redraws_in_place_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    bar = Progress(2, stream=screen)
+    bar._last_draw = -1.0
+    bar.step(1, 5, 10, 0.693)
+    bar.epoch_end(1, {"loss": 0.5, "time": 0.25})
+    text = screen.getvalue()
+    assert text.startswith("\repoch 1/2 [##########..........] 5/10 loss 0.6930")
+    # The summary overwrites the whole bar (padded), then ends the line.
+    summary = text.split("\r")[2]
+    assert summary.startswith("epoch 1/2  loss 0.5000  0.25s") and summary.endswith("\n")
+    assert len(summary.rstrip("\n")) >= len(text.split("\r")[1])
