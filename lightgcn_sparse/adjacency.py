@@ -7,7 +7,8 @@ from typing import Optional, Union
 
 import torch
 
-from ._checks import ArrayLike, as_index_tensor, check_device, check_int
+from ._checks import ArrayLike, check_int
+from .interactions import user_items_from_pairs
 
 INT32_MAX = 2**31 - 1
 
@@ -55,21 +56,13 @@ def normalized_adjacency(
         raise TypeError(f"dtype must be a floating torch.dtype. Got {dtype!r} instead.")
     if index_dtype not in (None, torch.int32, torch.int64):
         raise TypeError(f"index_dtype must be torch.int32, torch.int64 or None. Got {index_dtype}")
-    dev = check_device(device)
-    u = as_index_tensor("users", users, num_users, dev)
-    i = as_index_tensor("items", items, num_items, dev)
-    if u.numel() != i.numel():
-        raise ValueError(
-            f"users and items must have the same length. Got {u.numel()} and {i.numel()}."
-        )
     if num_users * num_items >= 2**63:
         raise ValueError(f"num_users * num_items = {num_users * num_items} overflows int64 keys.")
-
-    n = num_users + num_items
-    # Deduplicate and sort user-major in one pass: key = u * I + i.
-    key = torch.unique(u * num_items + i, sorted=True)  # (E,)
-    u, i = key // max(num_items, 1), key % max(num_items, 1)
-    deg_u = torch.bincount(u, minlength=num_users)  # (U,)
+    # Deduplicated and sorted user-major: one unique over the keys u * I + i.
+    ui = user_items_from_pairs(users, items, num_users, num_items, device)
+    dev, n = ui.device, num_users + num_items
+    u, i = ui.row_ids(), ui.indices  # (E,) each
+    deg_u = ui.degrees()  # (U,)
     deg_i = torch.bincount(i, minlength=num_items)  # (I,)
     inv_sqrt_u = deg_u.to(dtype).clamp_min(1).rsqrt()
     inv_sqrt_i = deg_i.to(dtype).clamp_min(1).rsqrt()

@@ -191,45 +191,55 @@ def _check_cutoffs(ks, cfg: Config, num_items: int) -> None:
         )
 
 
+def train_options(func: Callable) -> Callable:
+    """Data, config and output options of training, shared with ``lightgcn_sparse.train``."""
+    options = [
+        data_options,
+        config_options,
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False),
+            default="runs/lightgcn",
+            show_default=True,
+            help="Folder for model.npz, history and metrics.",
+        ),
+        click.option(
+            "--metrics-json",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Also write the final test metrics here.",
+        ),
+        click.option(
+            "--checkpoint-every",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Write a resumable checkpoint every N epochs (0: never).",
+        ),
+        click.option(
+            "--resume",
+            type=click.Path(dir_okay=False, exists=True),
+            default=None,
+            help="Continue an interrupted run from its checkpoint.",
+        ),
+        click.option(
+            "-k",
+            "ks",
+            type=click.IntRange(min=1),
+            multiple=True,
+            default=(10, 20),
+            show_default=True,
+            help="Cutoffs of the reported metrics.",
+        ),
+        click.option("--quiet", is_flag=True, help="No progress output."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @main.command("train")
-@data_options
-@config_options
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default="runs/lightgcn",
-    show_default=True,
-    help="Folder for model.npz, history and metrics.",
-)
-@click.option(
-    "--metrics-json",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Also write the final test metrics here.",
-)
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Write a resumable checkpoint every N epochs (0: never).",
-)
-@click.option(
-    "--resume",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="Continue an interrupted run from its checkpoint.",
-)
-@click.option(
-    "-k",
-    "ks",
-    type=click.IntRange(min=1),
-    multiple=True,
-    default=(10, 20),
-    show_default=True,
-    help="Cutoffs of the reported metrics.",
-)
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@train_options
 @friendly_errors
 def train_cmd(
     dataset,

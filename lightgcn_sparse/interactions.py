@@ -96,7 +96,7 @@ def user_items_from_pairs(
         raise ValueError(
             f"users and items must have the same length. Got {u.numel()} and {i.numel()}."
         )
-    key = torch.unique(u * num_items + i, sorted=True)
+    key = torch.unique(u * num_items + i, sorted=True)  # (E,) sorted, deduplicated
     u = key // max(num_items, 1)
     indptr = torch.zeros(num_users + 1, dtype=torch.int64, device=dev)
     torch.cumsum(torch.bincount(u, minlength=num_users), 0, out=indptr[1:])

@@ -31,53 +31,15 @@ from . import experiment
 from .cli import (
     _config,
     _spec,
-    config_options,
-    data_options,
     friendly_errors,
     report_training,
+    train_options,
 )
 from .distributed import DistributedLightGCN, init_distributed
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@data_options
-@config_options
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default="runs/lightgcn",
-    show_default=True,
-    help="Folder for model.npz, history and metrics (rank 0).",
-)
-@click.option(
-    "--metrics-json",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Also write the final test metrics here.",
-)
-@click.option(
-    "--checkpoint-every",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Write a resumable checkpoint every N epochs (0: never).",
-)
-@click.option(
-    "--resume",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="Continue an interrupted run from its checkpoint (readable by every rank).",
-)
-@click.option(
-    "-k",
-    "ks",
-    type=int,
-    multiple=True,
-    default=(10, 20),
-    show_default=True,
-    help="Cutoffs of the reported metrics.",
-)
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@train_options
 @click.option(
     "--backend",
     type=click.Choice(["auto", "gloo", "nccl"]),
