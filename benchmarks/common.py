@@ -17,6 +17,7 @@ import platform
 import re
 import resource
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
@@ -263,8 +264,6 @@ def time_it(fn: Callable[[], Any], min_run_time: float) -> dict[str, float]:
 
 def best_time(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
     """Shortest wall time of ``repeats`` calls (after one warm-up call)."""
-    import time
-
     fn()
     synchronize(device)
     best = math.inf

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -47,7 +48,7 @@ all torch threads, median and IQR. Peak memory: {common.CPU_PEAK_METHOD}; or
 {common.CUDA_PEAK_METHOD}.
 
 \b
-{BYTE_MODEL}
+{textwrap.fill(BYTE_MODEL, 78)}
 
 Graphs: ml-100k (the real file shipped in an installed recbole wheel, else a synthetic
 graph of its shape) and one synthetic power-law graph per --edges (users and items from
@@ -167,7 +168,7 @@ def make_contenders(
             acc = t * alpha[0]
             for a in alpha[1:]:
                 h = torch.sparse.mm(mat, h)
-                acc = acc + a * h
+                acc += a * h
             return acc
 
         return run

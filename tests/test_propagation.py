@@ -303,3 +303,25 @@ def test_zero_width_embeddings(device, kernel):
     assert y.shape == (4, 0)
     y.sum().backward()
     assert x.grad.shape == (4, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_two_block_cpu_path_equals_one_call(monkeypatch, threads):
+    """spmm's equal-nnz two-block split (several CPU threads) computes the same product."""
+    from lightgcn_sparse import propagation
+
+    gen = torch.Generator().manual_seed(3)
+    users = torch.randint(0, 40, (400,), generator=gen)
+    items = torch.randint(0, 15, (400,), generator=gen)
+    adj = normalized_adjacency(users, items, 45, 15, dtype=torch.float64)  # 5 isolated users
+    x = torch.randn(60, 7, dtype=torch.float64, generator=gen)
+    whole = propagation.spmm(adj, x, "embedding_bag")
+    monkeypatch.setattr(propagation, "SPLIT_MIN_NNZ", 0)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        split = propagation.spmm(adj, x, "embedding_bag")
+    finally:
+        torch.set_num_threads(old)
+    torch.testing.assert_close(split, whole, rtol=0, atol=1e-12)
+    torch.testing.assert_close(split, adj.to_dense() @ x)
