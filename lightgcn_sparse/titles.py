@@ -249,7 +249,7 @@ def resolve_title(query: str, titles: Sequence[str], years: Sequence[Any] | None
         more = f" (and {len(matches) - 10} more)" if len(matches) > 10 else ""
         raise ValueError(
             f"{query!r} matches several movies: {listed}{more}. "
-            "Add the year, e.g. 'Title (1995)', or pass the item index."
+            "Add the year to tell them apart, e.g. 'Title (1995)'."
         )
     suggestions = closest_titles(query, titles, n=5)
     if suggestions:
