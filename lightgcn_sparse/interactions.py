@@ -49,8 +49,16 @@ class UserItems:
         )
 
     def keys(self) -> torch.Tensor:
-        """(nnz,) sorted int64 keys ``user * I + item``, for membership by searchsorted."""
-        return self.row_ids() * self.num_items + self.indices
+        """(nnz,) sorted int64 keys ``user * I + item``, for membership by searchsorted.
+
+        Built once per instance (the arrays are never modified): ranking calls
+        :meth:`contains` once per chunk of users.
+        """
+        cached = self.__dict__.get("_keys")
+        if cached is None:
+            cached = self.row_ids() * self.num_items + self.indices
+            object.__setattr__(self, "_keys", cached)
+        return cached
 
     def gather(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Entries of the given rows: ``(row, item)`` with ``row`` indexing into ``users``.
