@@ -48,7 +48,7 @@ def epoch_seconds(split: Split, cfg, epochs: int) -> list[float]:
     """Seconds of each of ``epochs`` pure training epochs (no validation)."""
     model = LightGCN(cfg.replace(epochs=epochs))
     model.fit(split.train.to_csr(), show_progress=False)
-    return [r["time"] for r in model.history_]
+    return [t["seconds"] for t in model.timings_]
 
 
 def write_recbole_split(split: Split, folder: Path, name: str = "lgs") -> Path:

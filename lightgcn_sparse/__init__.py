@@ -1,23 +1,35 @@
 """lightgcn-sparse: LightGCN on torch.sparse CSR, with no PyG and no compiled extensions."""
 
 from .adjacency import normalized_adjacency
+from .baseline import Popularity
 from .config import PRESETS, Config, preset
-from .interactions import UserItems, user_items_from_csr, user_items_from_pairs
+from .idmap import IdMap, UnknownIdError
 from .loss import bpr_loss
 from .metrics import evaluate_ranking, topk_scores
-from .model import LightGCN, NotFittedError, TrainingDiverged
+from .model import LightGCN, TrainingDiverged
 from .propagation import propagate, spmm
+from .recommender import FactorRecommender, NotFittedError
 from .sampling import BPRSampler, sample_negatives
+from .trainer import Callback, SingleProcess, Trainer
+from .user_items import UserItemIndex, UserItems, user_items_from_csr, user_items_from_pairs
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
     "BPRSampler",
+    "Callback",
     "Config",
+    "FactorRecommender",
+    "IdMap",
     "LightGCN",
     "NotFittedError",
+    "Popularity",
+    "SingleProcess",
+    "Trainer",
     "TrainingDiverged",
+    "UnknownIdError",
+    "UserItemIndex",
     "UserItems",
     "__version__",
     "bpr_loss",

@@ -8,7 +8,7 @@ from typing import Optional, Union
 import torch
 
 from ._checks import ArrayLike, check_int
-from .interactions import user_items_from_pairs
+from .user_items import user_items_from_pairs
 
 INT32_MAX = 2**31 - 1
 

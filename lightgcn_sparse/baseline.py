@@ -1,103 +1,134 @@
-"""Most-popular baseline with the ``implicit`` recommend API."""
+"""The most-popular baseline, as a model of the common contract.
+
+Its scores are one-dimensional factors: every user's factor is 1 and an item's factor is
+the number of distinct users who interacted with it, minus a tie-break below one that
+decreases with the item index. So it ranks by popularity, then by the lower item id, for
+everyone, and ``recommend``, ``evaluate``, filtering and the CLI work on it exactly as on
+LightGCN. New users need no fold-in (everyone gets the same list); it has no notion of
+similarity.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
+import torch
 
-__all__ = ["Popularity", "popularity_scores"]
+from ._checks import check_device
+from .checkpoint import CheckpointError, atomic_write_npz, read_npz, require_fields
+from .persistence import catalogue_arrays, fingerprint, read_catalogue
+from .recommender import FactorRecommender, UserItemsLike, as_train
+from .user_items import UserItemIndex
 
-
-def popularity_scores(train_csr: sp.spmatrix | sp.sparray) -> np.ndarray:
-    """(num_items,) float32 number of distinct users with a non-zero entry for each item."""
-    if not sp.issparse(train_csr):
-        raise TypeError(f"train_csr must be a scipy sparse matrix, got {type(train_csr).__name__}")
-    matrix = sp.csr_matrix(train_csr, copy=True)
-    matrix.sum_duplicates()
-    matrix.eliminate_zeros()
-    return np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float32)
+__all__ = ["Popularity"]
 
 
-class Popularity:
+class Popularity(FactorRecommender):
     """Recommends the items most users interacted with, the same list for everyone.
 
-    Ties are broken by the lower item id. ``recommend`` follows ``implicit``:
-    ``user_items`` holds one row per requested user.
+    Ties are broken by the lower item id. ``recommend`` follows ``implicit``.
+
+    Args:
+        device: where to rank (default CPU).
     """
 
-    def __init__(self) -> None:
-        pass
+    kind = "popularity"
 
-    def fit(self, user_items: sp.spmatrix | sp.sparray, show_progress: bool = False) -> Popularity:
-        """Count item popularity in ``user_items`` (users x items); returns ``self``."""
-        self.item_scores_ = popularity_scores(user_items)  # (I,)
-        self.order_ = np.argsort(-self.item_scores_, kind="stable")  # (I,) best first
+    def __init__(self, device: str | torch.device | None = None) -> None:
+        self._device = check_device(device)
+        self.dataset = ""
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def fit(
+        self,
+        user_items: UserItemsLike | tuple,
+        validation: Any = None,
+        *,
+        show_progress: bool = False,
+        user_ids: Any = None,
+        item_ids: Any = None,
+        **kwargs: Any,
+    ) -> Popularity:
+        """Count item popularity in ``user_items`` (users x items); returns ``self``.
+
+        ``validation`` and training options are accepted for the common contract and unused.
+        """
+        from .idmap import IdMap
+
+        train = as_train(user_items, self._device)
+        self._set_catalogue(
+            train,
+            IdMap(user_ids, "user") if user_ids is not None else None,
+            IdMap(item_ids, "item") if item_ids is not None else None,
+        )
+        self.fingerprint_ = fingerprint(train)
+        self.best_epoch_, self.history_ = 0, []
         return self
 
-    def recommend(
-        self,
-        userid: Any,
-        user_items: sp.spmatrix | sp.sparray | None,
-        N: int = 10,
-        filter_already_liked_items: bool = True,
-        filter_items: Any = None,
-        recalculate_user: bool = False,
-        items: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``N`` items per user as ``(ids int32, scores float32)``.
+    @property
+    def item_scores_(self) -> np.ndarray:
+        """(I,) number of distinct training users of each item."""
+        self._check_fitted()
+        counts = torch.bincount(self.trained_interactions_.indices, minlength=self.trained_items_)
+        return counts.to(torch.float32).cpu().numpy()
 
-        One user gives 1-D arrays (only the items available, at most ``N``); an array of
-        users gives ``(len(userid), min(N, candidates))`` arrays padded with id ``-1`` and
-        score ``-inf`` where a user has fewer unfiltered items. ``filter_items`` removes
-        items for everyone; ``items`` restricts the candidates (not both).
-        ``recalculate_user`` is accepted for API compatibility and has no effect.
-        """
-        if not hasattr(self, "order_"):
-            raise RuntimeError("Popularity is not fitted yet; call fit(user_items) first")
-        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 0:
-            raise ValueError(f"N must be an int in [0, inf). Got {N!r} instead.")
-        single = np.isscalar(userid)
-        users = np.atleast_1d(np.asarray(userid))
-        if users.ndim != 1 or (users.size and not np.issubdtype(users.dtype, np.integer)):
-            raise TypeError(f"userid must be an int or a 1-D array of ints, got {userid!r}")
-        num_items = len(self.item_scores_)
-        liked = None
-        if filter_already_liked_items:
-            if not sp.issparse(user_items):
-                raise ValueError("user_items needs to be a scipy sparse CSR matrix")
-            liked = sp.csr_matrix(user_items)
-            if liked.shape[0] != len(users):
-                raise ValueError(
-                    "user_items must contain 1 row for every user in userids: "
-                    f"got {liked.shape[0]} rows for {len(users)} users"
-                )
-        candidates = self.order_
-        if items is not None and filter_items is not None:
-            raise ValueError("Can't set both items and filter_items in recommend call")
-        for arg, value in (("items", items), ("filter_items", filter_items)):
-            if value is None:
-                continue
-            ids = np.asarray(value)
-            if ids.size and (ids.min() < 0 or ids.max() >= num_items):
-                raise IndexError(f"{arg} must be item ids in [0, {num_items}), got {value!r}")
-            keep = np.isin(candidates, ids)
-            candidates = candidates[keep if arg == "items" else ~keep]
-        count = min(int(N), len(candidates))
-        ids = np.full((len(users), count), -1, dtype=np.int32)
-        scores = np.full((len(users), count), -np.inf, dtype=np.float32)
-        for row in range(len(users)):
-            ranked = candidates
-            if liked is not None:
-                start, end = liked.indptr[row], liked.indptr[row + 1]
-                seen = liked.indices[start:end][liked.data[start:end] != 0]
-                ranked = ranked[: count + len(seen)]
-                ranked = ranked[~np.isin(ranked, seen)]
-            ranked = ranked[:count]
-            ids[row, : len(ranked)] = ranked
-            scores[row, : len(ranked)] = self.item_scores_[ranked]
-        if single:
-            valid = ids[0] >= 0
-            return ids[0][valid], scores[0][valid]
-        return ids, scores
+    def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = torch.bincount(self.trained_interactions_.indices, minlength=self.trained_items_)
+        num = counts.numel()
+        # float64: counts stay exact and the tie-break (< 0.5) never reorders two counts.
+        tie = torch.linspace(0.0, -0.5, num, dtype=torch.float64, device=self._device)
+        items = (counts.to(torch.float64) + tie).reshape(-1, 1)  # (I, 1)
+        users = torch.ones(self.trained_users_, 1, dtype=torch.float64, device=self._device)
+        return users, items
+
+    def _fold_in_users(self, liked: UserItemIndex) -> torch.Tensor:
+        return torch.ones(liked.num_users, 1, dtype=torch.float64, device=self._device)
+
+    def _fold_in_items(self, users: UserItemIndex) -> torch.Tensor:
+        # A new item counts its users (and sorts after older items of the same count).
+        return users.degrees().to(torch.float64).reshape(-1, 1) - 0.5
+
+    def recommend(self, userid, user_items=None, N: int = 10, **kwargs: Any):
+        """As :meth:`FactorRecommender.recommend`; the scores are the popularity counts."""
+        ids, scores = super().recommend(userid, user_items, N, **kwargs)
+        return ids, np.ceil(scores)  # drop the tie-break (< 0.5 below the count)
+
+    def similar_items(self, itemid, N: int = 10, filter_items=None, items=None):
+        raise NotImplementedError(
+            "Popularity ranks the same items for everyone; it has no item similarity."
+        )
+
+    def similar_users(self, userid, N: int = 10, filter_users=None, users=None):
+        raise NotImplementedError(
+            "Popularity ranks the same items for everyone; it has no user similarity."
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the known interactions and id maps (the counts follow from them)."""
+        self._check_fitted()
+        return atomic_write_npz(path, catalogue_arrays(self))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> Popularity:
+        where = repr(str(path))
+        data = read_npz(path)
+        kind = str(data.get("kind", "lightgcn"))  # files of version 0.1 hold LightGCN models
+        if kind != cls.kind:
+            raise CheckpointError(f"{where} holds a {kind} model, not a {cls.kind} one.")
+        require_fields(data, path, ("shape", "train_indptr"))
+        model = cls(device)
+        model._load_catalogue(read_catalogue(data, where, 1), torch.float64)
+        model.fingerprint_ = str(data.get("fingerprint", fingerprint(model.trained_interactions_)))
+        model.dataset = str(data.get("dataset", ""))
+        model.best_epoch_, model.history_ = 0, []
+        return model
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "train_"):
+            return "Popularity()"
+        return f"Popularity(users={self.num_users_}, items={self.num_items_})"

@@ -172,10 +172,15 @@ def read_npz(path: PathLike, required: tuple[str, ...] = ()) -> dict[str, np.nda
             f"{str(path)!r} has checkpoint format version {version}; this lightgcn-sparse "
             f"reads version {VERSION}. Re-train, or load it with the version that wrote it."
         )
+    require_fields(data, path, required)
+    return data
+
+
+def require_fields(data: dict[str, Any], path: PathLike, required: tuple[str, ...]) -> None:
+    """Raise :class:`CheckpointError` naming the fields of ``required`` that ``data`` lacks."""
     missing = [key for key in required if key not in data]
     if missing:
         raise CheckpointError(f"{str(path)!r} lacks the field(s) {missing}.")
-    return data
 
 
 def to_json_array(obj: Any) -> np.ndarray:

@@ -30,6 +30,7 @@ from .experiment import (
     metrics_table,
     popularity_metrics,
     train,
+    train_seconds,
 )
 from .model import NotFittedError, TrainingDiverged
 
@@ -282,7 +283,7 @@ def train_cmd(
 def report_training(model, split, out: Path, ks, metrics_json=None, extra=None) -> None:
     """Evaluate, save (see :func:`experiment.finish_training`) and print the summary."""
     payload = finish_training(model, split, out, ks, metrics_json, extra)
-    total, ran = payload["train_seconds"], payload["epochs_run"]
+    total, ran = train_seconds(model), len(model.timings_)
     procs = f" on {extra['world_size']} process(es)" if extra and "world_size" in extra else ""
     click.echo(
         f"best epoch {model.best_epoch_} of {ran}; "

@@ -1,6 +1,8 @@
-r"""Data-parallel LightGCN training on ``torch.distributed`` (DDP semantics).
+r"""Data-parallel training on ``torch.distributed`` (DDP semantics): an execution strategy.
 
-Every rank holds the whole graph and a full copy of the layer-0 embeddings. Each step,
+:class:`DataParallel` is a strategy for :class:`~lightgcn_sparse.trainer.Trainer`; pass it as
+``LightGCN(...).fit(train, valid, strategy=DataParallel())`` in every process. Every rank
+holds the whole graph and a full copy of the layer-0 embeddings. Each step,
 
 1. every rank draws the same global batch of ``B`` BPR triples from the same seeded
    generator, so the batch is exactly the one a single process would draw;
@@ -16,10 +18,10 @@ Every rank holds the whole graph and a full copy of the layer-0 embeddings. Each
 3. the scaled gradients are all-reduced with ``SUM`` and every rank takes the same Adam
    step, so the parameters stay identical without being broadcast again.
 
-The initial embeddings are broadcast from rank 0. Validation runs on rank 0 and its
-metrics are broadcast, so early stopping and the kept best epoch agree on every rank;
-only rank 0 prints progress and writes checkpoints. At the end of :meth:`fit` every rank
-checks that it holds rank 0's parameters.
+The initial (or resumed) parameters are broadcast from rank 0. Validation runs on rank 0 and
+its results are broadcast, so early stopping and the kept best epoch agree on every rank;
+only rank 0 prints progress and writes checkpoints. After training every rank checks that
+it holds rank 0's parameters.
 
 The whole K-layer propagation (forward and backward) is replicated on every rank: data
 parallelism splits the per-triple work of the batch, not the graph. See the module
@@ -28,7 +30,7 @@ parallelism splits the per-triple work of the batch, not the graph. See the modu
 Typical use, inside a process started by ``torchrun``::
 
     device = init_distributed("cpu")           # gloo on CPU, nccl on cuda:LOCAL_RANK
-    model = DistributedLightGCN(Config(device=str(device))).fit(train, valid)
+    model = LightGCN(device=str(device)).fit(train, valid, strategy=DataParallel())
     if get_rank() == 0:
         model.save("model.npz")
 """
@@ -46,8 +48,10 @@ import torch.distributed as dist
 from ._checks import check_int
 from .config import Config
 from .model import LightGCN
+from .trainer import SingleProcess
 
 __all__ = [
+    "DataParallel",
     "DistributedLightGCN",
     "backend_for",
     "get_rank",
@@ -156,20 +160,100 @@ def get_world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-class DistributedLightGCN(LightGCN):
-    """:class:`~lightgcn_sparse.model.LightGCN` whose :meth:`fit` is data-parallel.
-
-    Every rank builds it with the same config and data and calls :meth:`fit`; after it,
-    every rank holds the same trained model. Outside ``fit`` it is an ordinary
-    :class:`LightGCN` (``evaluate``, ``recommend``, ``save`` and ``load`` are local, so call
-    them on one rank). The training of ``W`` ranks equals a 1-process ``fit`` with the
-    same config up to float rounding: ``batch_size`` is the *global* batch.
+class DataParallel(SingleProcess):
+    """Data-parallel execution strategy over a ``torch.distributed`` process group.
 
     Args:
-        config: a :class:`~lightgcn_sparse.config.Config`; ``device`` must be this rank's
-            (see :func:`rank_device`).
         group: the process group to train over; default the global group.
-        **overrides: any :class:`Config` field.
+
+    Every rank builds the same model and data and calls ``fit`` with its own
+    ``DataParallel()``; ``batch_size`` is the *global* batch. The result equals a 1-process
+    run up to float rounding.
+    """
+
+    def __init__(self, group=None) -> None:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(
+                "DataParallel needs a torch.distributed process group; call "
+                "lightgcn_sparse.distributed.init_distributed() in every process first (or "
+                "launch with `torchrun -m lightgcn_sparse.train`)."
+            )
+        self.group = group
+        self.rank = dist.get_rank(group)
+        self.world_size = dist.get_world_size(group)
+        self.backend = dist.get_backend(group)
+
+    @property
+    def is_writer(self) -> bool:
+        return self.rank == 0
+
+    def _src(self) -> int:
+        """The global rank of this group's rank 0."""
+        return 0 if self.group is None else dist.get_global_rank(self.group, 0)
+
+    def setup(self, model) -> None:
+        """Check every rank trains on the same data, then adopt rank 0's parameters."""
+        if self.backend == "nccl" and model.device.type != "cuda":
+            raise ValueError(
+                f"the process group uses nccl, which needs a CUDA device; config.device is "
+                f"{model.config.device!r}. Use the gloo backend on CPU."
+            )
+        prints: list[Any] = [None] * self.world_size
+        dist.all_gather_object(prints, model.fingerprint_, group=self.group)
+        if len(set(prints)) != 1:
+            raise ValueError(
+                "every rank must train on the same interactions; their fingerprints "
+                f"are {prints} (rank order)."
+            )
+        with torch.no_grad():
+            for p in model.parameters():
+                dist.broadcast(p.data, src=self._src(), group=self.group)
+        model.parameters_changed()
+
+    def shard(self, users, pos, neg):
+        start, stop = shard_bounds(users.numel(), self.rank, self.world_size)
+        share = (stop - start) / max(users.numel(), 1)  # b_r / B
+        return users[start:stop], pos[start:stop], neg[start:stop], share
+
+    def reduce_gradients(self, params) -> None:
+        """Sum the shards' (already scaled) gradients: every rank gets the full-batch one."""
+        for p in params:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM, group=self.group)
+
+    def reduce_sum(self, value: torch.Tensor) -> torch.Tensor:
+        value = value.clone().reshape(1)
+        dist.all_reduce(value, op=dist.ReduceOp.SUM, group=self.group)
+        return value[0]
+
+    def on_writer(self, fn):
+        box = [fn() if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=self._src(), group=self.group)
+        return box[0]
+
+    def finish(self, model) -> None:
+        """Every rank must hold rank 0's parameters; warn and adopt them if one does not."""
+        for p in model.parameters():
+            reference = p.detach().clone()
+            dist.broadcast(reference, src=self._src(), group=self.group)
+            if torch.equal(reference, p.detach()):
+                continue
+            diff = float((reference - p.detach()).abs().max())
+            warnings.warn(
+                f"rank {self.rank}'s parameters drifted from rank 0's (max abs difference "
+                f"{diff:.3g}); adopting rank 0's.",
+                stacklevel=3,
+            )
+            with torch.no_grad():
+                p.copy_(reference)
+        model.parameters_changed()
+
+
+class DistributedLightGCN(LightGCN):
+    """:class:`LightGCN` whose :meth:`fit` trains with the :class:`DataParallel` strategy.
+
+    A convenience kept for existing code: ``DistributedLightGCN(cfg).fit(train, valid)``
+    equals ``LightGCN(cfg).fit(train, valid, strategy=DataParallel(group))``. Only rank 0
+    prints progress and writes ``checkpoint_path``; ``resume`` is read by every rank.
 
     Attributes (after :meth:`fit`): as :class:`LightGCN`, plus ``rank_`` and
     ``world_size_``.
@@ -178,129 +262,15 @@ class DistributedLightGCN(LightGCN):
     def __init__(self, config: Config | None = None, *, group=None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self.group = group
-        self._in_fit = False  # True while fit runs: collectives are allowed
 
-    # ------------------------------------------------------------------ fit
     def fit(self, user_items, validation=None, *, show_progress: bool = True, **kwargs):
-        """Train data-parallel; same arguments as :meth:`LightGCN.fit`, called on every rank.
-
-        Only rank 0 prints progress and writes ``checkpoint_path``; ``resume`` is read by
-        every rank, so the checkpoint must be visible to all of them. ``callback`` runs on
-        every rank with identical records.
-        """
-        if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError(
-                "DistributedLightGCN.fit needs a torch.distributed process group; call "
-                "lightgcn_sparse.distributed.init_distributed() in every process first (or "
-                "launch with `torchrun -m lightgcn_sparse.train`)."
-            )
-        rank, world = dist.get_rank(self.group), dist.get_world_size(self.group)
-        backend = dist.get_backend(self.group)
-        if backend == "nccl" and self.device.type != "cuda":
-            raise ValueError(
-                f"the process group uses nccl, which needs a CUDA device; config.device is "
-                f"{self.config.device!r}. Use the gloo backend on CPU."
-            )
-        self.rank_, self.world_size_ = rank, world
-        self._started = False
-        self._in_fit = True
-        try:
-            with warnings.catch_warnings():
-                if rank != 0:  # rank 0 speaks for all
-                    warnings.simplefilter("ignore")
-                super().fit(
-                    user_items, validation, show_progress=show_progress and rank == 0, **kwargs
-                )
-        finally:
-            self._in_fit = False
-        self._check_in_sync()
-        return self
-
-    def _set_graph(self, train) -> None:
-        super()._set_graph(train)
-        if self._in_fit:
-            prints: list[Any] = [None] * dist.get_world_size(self.group)
-            dist.all_gather_object(prints, self.fingerprint_, group=self.group)
-            if len(set(prints)) != 1:
-                raise ValueError(
-                    "every rank must train on the same interactions; their fingerprints "
-                    f"are {prints} (rank order)."
-                )
-
-    def _batches(self, sampler, steps: int, gen: torch.Generator):
-        if not self._started:  # first batch of this fit: embeddings are set (or resumed)
-            self._started = True
-            with torch.no_grad():
-                self._broadcast(self.embedding_.data)
-        yield from super()._batches(sampler, steps, gen)
-
-    def _step(self, opt: torch.optim.Optimizer, u, p, n) -> float:
-        """One step on the global batch ``(u, p, n)``; returns its full-batch mean loss."""
-        global_size = u.numel()
-        start, stop = shard_bounds(global_size, self.rank_, self.world_size_)
-        share = (stop - start) / global_size  # b_r / B
-        opt.zero_grad(set_to_none=True)
-        if stop > start:
-            loss = self._bpr(self.embedding_, u[start:stop], p[start:stop], n[start:stop])
-            (loss * share).backward()
-            part = loss.detach() * share
-        else:  # an empty shard still joins the all-reduce, with a zero gradient
-            self.embedding_.grad = torch.zeros_like(self.embedding_)
-            part = torch.zeros((), dtype=self.embedding_.dtype, device=self.device)
-        part = part.reshape(1)
-        pending = dist.all_reduce(part, group=self.group, async_op=True)
-        self._reduce_gradients()
-        pending.wait()
-        opt.step()
-        return float(part)
-
-    def _reduce_gradients(self) -> None:
-        """Sum the shards' (already scaled) gradients: every rank gets the full-batch one."""
-        dist.all_reduce(self.embedding_.grad, op=dist.ReduceOp.SUM, group=self.group)
-
-    def _save_training(self, *args: Any, **kwargs: Any) -> None:
-        if self.rank_ == 0:  # the others hold the same state
-            super()._save_training(*args, **kwargs)
-
-    # ------------------------------------------------------------------ validation
-    def evaluate(self, test, exclude=None, ks=None) -> dict[str, float]:
-        """Full-ranking metrics; during :meth:`fit`, computed on rank 0 and broadcast."""
-        if not self._in_fit:
-            return super().evaluate(test, exclude, ks)
-        result = super().evaluate(test, exclude, ks) if self.rank_ == 0 else None
-        return self._from_rank0(result)
-
-    def _validation_loss(self, valid, seed: int) -> float:
-        result = super()._validation_loss(valid, seed) if self.rank_ == 0 else None
-        return self._from_rank0(result)
-
-    # ------------------------------------------------------------------ collectives
-    def _src(self) -> int:
-        """The global rank of this group's rank 0."""
-        return 0 if self.group is None else dist.get_global_rank(self.group, 0)
-
-    def _broadcast(self, tensor: torch.Tensor) -> None:
-        dist.broadcast(tensor, src=self._src(), group=self.group)
-
-    def _from_rank0(self, value: Any) -> Any:
-        box = [value]
-        dist.broadcast_object_list(box, src=self._src(), group=self.group)
-        return box[0]
-
-    def _check_in_sync(self) -> None:
-        """Every rank must hold rank 0's parameters; warn and adopt them if one does not."""
-        if not hasattr(self, "embedding_"):
-            return
-        reference = self.embedding_.detach().clone()
-        self._broadcast(reference)
-        if torch.equal(reference, self.embedding_.detach()):
-            return
-        diff = float((reference - self.embedding_.detach()).abs().max())
-        warnings.warn(
-            f"rank {self.rank_}'s parameters drifted from rank 0's (max abs difference "
-            f"{diff:.3g}); adopting rank 0's.",
-            stacklevel=3,
-        )
-        with torch.no_grad():
-            self.embedding_.copy_(reference)
-        self._final = None
+        """Train data-parallel; same arguments as :meth:`LightGCN.fit`, on every rank."""
+        strategy = DataParallel(self.group)
+        self.rank_, self.world_size_ = strategy.rank, strategy.world_size
+        with warnings.catch_warnings():
+            if strategy.rank != 0:  # rank 0 speaks for all
+                warnings.simplefilter("ignore")
+            return super().fit(
+                user_items, validation, show_progress=show_progress and strategy.rank == 0,
+                strategy=strategy, **kwargs,
+            )  # fmt: skip

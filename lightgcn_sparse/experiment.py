@@ -13,14 +13,15 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import pandas as pd
-import torch
 
+from .baseline import Popularity
 from .checkpoint import CheckpointError, atomic_write_text
 from .config import Config
 from .data import Interactions, Split, load_dataset, split_interactions
-from .interactions import user_items_from_csr
-from .metrics import METRICS, evaluate_ranking
+from .idmap import IdMap
+from .metrics import METRICS
 from .model import LightGCN
+from .recommender import FactorRecommender
 from .titles import resolve_title
 
 
@@ -53,18 +54,17 @@ def train(
     checkpoint_every: int = 0,
     resume: Optional[Union[str, Path]] = None,
     data: Optional[tuple[Interactions, Split]] = None,
-    model_cls: type[LightGCN] = LightGCN,
+    strategy: Any = None,
 ) -> tuple[LightGCN, Interactions, Split]:
     """Load and split ``spec``'s data and fit LightGCN with early stopping on validation.
 
-    ``data`` reuses an already loaded ``(interactions, split)``; ``model_cls`` lets a
-    subclass (e.g. :class:`~lightgcn_sparse.distributed.DistributedLightGCN`) train.
+    ``data`` reuses an already loaded ``(interactions, split)``; ``strategy`` is passed to
+    :meth:`LightGCN.fit` (e.g. a :class:`~lightgcn_sparse.distributed.DataParallel`).
     """
     data_all, split = data if data is not None else spec.load()
     config = config.replace(extra={**config.extra, "data": spec.to_dict()})
-    model = model_cls(config)
+    model = LightGCN(config)
     model.dataset = data_all.name or str(spec.dataset)
-    model.user_ids, model.item_ids = data_all.user_ids, data_all.item_ids
     valid = split.valid.to_csr() if split.valid.num_interactions else None
     model.fit(
         split.train.to_csr(),
@@ -73,6 +73,9 @@ def train(
         checkpoint_path=checkpoint_path,
         checkpoint_every=checkpoint_every,
         resume=resume,
+        strategy=strategy,
+        user_ids=data_all.user_ids,
+        item_ids=data_all.item_ids,
     )
     return model, data_all, split
 
@@ -82,30 +85,15 @@ def seen_in_training(split: Split):
     return (split.train.to_csr() + split.valid.to_csr()).tocsr()
 
 
-def evaluate_test(model: LightGCN, split: Split, ks=(10, 20)) -> dict[str, float]:
-    """Full-ranking test metrics, train and valid items excluded."""
+def evaluate_test(model: FactorRecommender, split: Split, ks=(10, 20)) -> dict[str, float]:
+    """Full-ranking test metrics of any model, train and valid items excluded."""
     return model.evaluate(split.test.to_csr(), exclude=seen_in_training(split), ks=ks)
 
 
 def popularity_metrics(split: Split, ks=(10, 20), device: str = "cpu") -> dict[str, float]:
-    """The most-popular baseline under the same protocol as :func:`evaluate_test`.
-
-    Its score for every user is the item's training popularity, so ranking by an inner
-    product with a user vector of ones reuses :func:`evaluate_ranking` exactly.
-    """
-    train = split.train.to_csr()
-    pop = np.asarray((train > 0).sum(axis=0), dtype=np.float64).reshape(-1, 1)  # (I, 1)
-    # A tiny decreasing tie-break keeps the order by popularity, then by lower item id.
-    pop = pop + np.linspace(0.0, -0.5, pop.shape[0]).reshape(-1, 1)
-    dev = torch.device(device)
-    users = torch.ones(train.shape[0], 1, dtype=torch.float64, device=dev)
-    return evaluate_ranking(
-        users,
-        torch.from_numpy(pop).to(dev),
-        user_items_from_csr(split.test.to_csr(), dev),
-        user_items_from_csr(seen_in_training(split), dev),
-        ks,
-    )
+    """The :class:`~lightgcn_sparse.baseline.Popularity` baseline, fitted on train, under
+    the same protocol as :func:`evaluate_test`."""
+    return evaluate_test(Popularity(device).fit(split.train.to_csr()), split, ks)
 
 
 def metrics_table(results: dict[str, dict[str, float]], ks=(10, 20)) -> pd.DataFrame:
@@ -140,13 +128,11 @@ def finish_training(
     out = Path(out_dir)
     model.save(out / "model.npz")
     write_history(model, out)
-    total = sum(r["time"] for r in model.history_)
     payload: dict[str, Any] = dict(ours)
     payload.update(
         baseline=pop,
         best_epoch=model.best_epoch_,
         epochs_run=len(model.history_),
-        train_seconds=total,
         config=model.config.to_dict(),
         **(extra or {}),
     )
@@ -162,15 +148,24 @@ def history_frame(model: LightGCN) -> pd.DataFrame:
 
 
 def write_history(model: LightGCN, out_dir: Union[str, Path]) -> list[Path]:
-    """Write ``history.csv``, ``history.json`` and, when matplotlib is installed, a plot."""
+    """Write ``history.csv``, ``history.json``, ``timings.json`` and, when matplotlib is
+    installed, a plot. Wall-clock times go to ``timings.json`` only, so the other files of
+    two identical runs are identical byte for byte."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame = history_frame(model)
-    written = [out / "history.csv", out / "history.json"]
-    frame.to_csv(written[0], index=False)
-    written[1].write_text(json.dumps(model.history_, indent=1, default=float))
+    written = [out / "history.csv", out / "history.json", out / "timings.json"]
+    atomic_write_text(written[0], frame.to_csv(index=False))
+    atomic_write_text(written[1], json.dumps(model.history_, indent=1, default=float) + "\n")
+    timings = {"epochs": model.timings_, "train_seconds": train_seconds(model)}
+    atomic_write_text(written[2], json.dumps(timings, indent=1, default=float) + "\n")
     plot = plot_history(frame, out / "history.png", model.config.metric)
     return written + ([plot] if plot else [])
+
+
+def train_seconds(model: LightGCN) -> float:
+    """Wall-clock seconds of the epochs trained (validation included)."""
+    return float(sum(t["seconds"] for t in getattr(model, "timings_", [])))
 
 
 def plot_history(frame: pd.DataFrame, path: Path, metric: str) -> Optional[Path]:
@@ -215,8 +210,8 @@ def load_model_and_data(
 
 def check_same_catalogue(model: LightGCN, data: Interactions, model_path) -> None:
     same = (model.num_users, model.num_items) == (data.num_users, data.num_items)
-    if same and model.item_ids is not None:
-        same = np.array_equal(np.asarray(model.item_ids), np.asarray(data.item_ids).astype(str))
+    if same:
+        same = model.item_map == IdMap(data.item_ids) and model.user_map == IdMap(data.user_ids)
     if not same:
         raise CheckpointError(
             f"{str(model_path)!r} was trained on another dataset ({model.dataset!r}: "

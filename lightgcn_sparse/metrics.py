@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 
 from ._checks import check_int
-from .interactions import UserItems
+from .user_items import UserItemIndex
 
 METRICS = ("recall", "precision", "ndcg", "hit", "map")
 #: Bytes of scores one ranking chunk may hold; bounds memory for any number of users.
@@ -38,7 +38,7 @@ def topk_scores(
     user_emb: torch.Tensor,
     item_emb: torch.Tensor,
     k: int,
-    exclude: Optional[UserItems] = None,
+    exclude: Optional[UserItemIndex] = None,
     users: Optional[torch.Tensor] = None,
     item_mask: Optional[torch.Tensor] = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -80,7 +80,7 @@ def topk_scores(
     return torch.cat(ids), torch.cat(scores)
 
 
-def hits_at_k(topk: torch.Tensor, users: torch.Tensor, truth: UserItems) -> torch.Tensor:
+def hits_at_k(topk: torch.Tensor, users: torch.Tensor, truth: UserItemIndex) -> torch.Tensor:
     """(n, K) bool: whether ``topk[j, r]`` is a held-out item of ``users[j]``."""
     k = topk.shape[1]
     return truth.contains(users.repeat_interleave(k), topk.reshape(-1)).reshape(-1, k)
@@ -121,8 +121,8 @@ def metrics_from_hits(
 def evaluate_ranking(
     user_emb: torch.Tensor,
     item_emb: torch.Tensor,
-    truth: UserItems,
-    exclude: Optional[UserItems] = None,
+    truth: UserItemIndex,
+    exclude: Optional[UserItemIndex] = None,
     ks: Sequence[int] = (10, 20),
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 
 from ._checks import ArrayLike, as_index_tensor, check_int
-from .interactions import UserItems, user_items_from_pairs
+from .user_items import UserItemIndex, user_items_from_pairs
 
 Triples = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -40,13 +40,13 @@ class BPRSampler:
     device the interactions live on. Reproducible given a ``torch.Generator`` on that device.
 
     Args:
-        interactions: a :class:`UserItems` (see :mod:`lightgcn_sparse.interactions`).
+        interactions: a :class:`UserItemIndex` (see :mod:`lightgcn_sparse.user_items`).
     """
 
-    def __init__(self, interactions: UserItems) -> None:
-        if not isinstance(interactions, UserItems):
+    def __init__(self, interactions: UserItemIndex) -> None:
+        if not isinstance(interactions, UserItemIndex):
             raise TypeError(
-                f"interactions must be a UserItems. Got {type(interactions).__name__}; "
+                f"interactions must be a UserItemIndex. Got {type(interactions).__name__}; "
                 "use BPRSampler.from_pairs(users, items, num_users, num_items)."
             )
         self.interactions = interactions
@@ -76,6 +76,15 @@ class BPRSampler:
     @property
     def device(self) -> torch.device:
         return self.interactions.device
+
+    @property
+    def num_eligible(self) -> int:
+        """Interactions of users that can form a triple: one epoch of :meth:`epoch`."""
+        return int(self._eligible_entries.numel())
+
+    def negatives_available(self, users: torch.Tensor) -> torch.Tensor:
+        """(n,) bool: whether each user has at least one non-interacted item."""
+        return self._free[users] > 0
 
     def negatives(
         self, users: ArrayLike, generator: Optional[torch.Generator] = None
@@ -156,6 +165,31 @@ class BPRSampler:
                 "no user has both an interaction and a non-interacted item; "
                 "BPR training needs at least one such user."
             )
+
+
+def validation_triples(
+    valid: UserItemIndex, train: UserItemIndex, generator: Optional[torch.Generator] = None
+) -> Triples:
+    """Fixed BPR triples for a validation loss: every held-out pair with one negative.
+
+    Each negative is an item the user has neither in ``valid`` nor (up to 10 redraws) in
+    ``train``; users whose held-out items cover the catalogue are left out.
+
+    Returns:
+        three (m,) int64 tensors ``(users, positives, negatives)``.
+    """
+    sampler = BPRSampler(valid)
+    users = valid.row_ids()
+    ok = sampler.negatives_available(users)
+    users, pos = users[ok], valid.indices[ok]
+    neg = sampler.negatives(users, generator)
+    bad = train.contains(users, neg)  # redraw negatives that are training items
+    for _ in range(10):
+        if not bool(bad.any()):
+            break
+        neg[bad] = sampler.negatives(users[bad], generator)
+        bad = train.contains(users, neg)
+    return users, pos, neg
 
 
 def sample_negatives(

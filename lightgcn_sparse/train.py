@@ -2,7 +2,7 @@
 
 Takes the same data and configuration options as ``lightgcn-sparse train`` (it reuses
 :func:`lightgcn_sparse.cli.data_options` and :func:`~lightgcn_sparse.cli.config_options`)
-and trains with :class:`~lightgcn_sparse.distributed.DistributedLightGCN` through
+and trains with the :class:`~lightgcn_sparse.distributed.DataParallel` strategy through
 :func:`lightgcn_sparse.experiment.train`. ``--batch-size`` is the global batch, split over
 the ranks. Rank 0 alone prints and writes files (``model.npz``, history, metrics,
 checkpoints). ``gloo`` is used on CPU and ``nccl`` on CUDA (``--device cuda`` trains on
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -35,7 +36,7 @@ from .cli import (
     report_training,
     train_options,
 )
-from .distributed import DistributedLightGCN, init_distributed
+from .distributed import DataParallel, init_distributed
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,13 +91,19 @@ def main(
                 f"{dist.get_world_size()} process(es), {dist.get_backend()} on {device}",
                 err=True,
             )
-        model, data, split = experiment.train(
-            spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
-            checkpoint_every=checkpoint_every, resume=resume, data=loaded,
-            model_cls=DistributedLightGCN,
-        )  # fmt: skip
+        strategy = DataParallel()
+        with warnings.catch_warnings():
+            if rank != 0:  # rank 0 speaks for all
+                warnings.simplefilter("ignore")
+            model, data, split = experiment.train(
+                spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
+                checkpoint_every=checkpoint_every, resume=resume, data=loaded,
+                strategy=strategy,
+            )  # fmt: skip
         if rank == 0:
-            report_training(model, split, out, ks, metrics_json, {"world_size": model.world_size_})
+            extra = {"world_size": strategy.world_size}
+            report_training(model, split, out, ks, metrics_json, extra)
+        dist.barrier()  # the others leave the group only once rank 0 has written everything
     finally:
         dist.destroy_process_group()
 

@@ -41,6 +41,14 @@ DEVICES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def planted():
+    """Users and items in clusters, users interacting mostly within their own cluster."""
+    from contract import planted_data
+
+    return planted_data()
+
+
 @pytest.fixture(scope="session", params=DEVICES)
 def device(request) -> str:
     """The device a test builds its tensors on ("cpu" or "cuda")."""

@@ -325,15 +325,24 @@ def test_load_a_training_checkpoint(tmp_path):
     np.testing.assert_array_equal(loaded.recommend(0)[0], trained.recommend(0)[0])
 
 
-def test_ids_and_dataset_survive_a_round_trip(tmp_path):
-    trained = LightGCN(embedding_dim=4, epochs=1).fit(small_matrix(), show_progress=False)
+def test_ids_and_dataset_survive_a_round_trip_with_their_types(tmp_path):
+    users, items = np.array([f"u{i}" for i in range(20)]), np.arange(100, 115)
+    trained = LightGCN(embedding_dim=4, epochs=1).fit(
+        small_matrix(), show_progress=False, user_ids=users, item_ids=items
+    )
     trained.dataset = "tiny"
-    trained.user_ids = np.array([f"u{i}" for i in range(20)])
-    trained.item_ids = np.arange(100, 115)
     loaded = LightGCN.load(trained.save(tmp_path / "m.npz"))
     assert loaded.dataset == "tiny"
-    assert loaded.user_ids.tolist() == trained.user_ids.tolist()
-    assert loaded.item_ids.tolist() == [str(i) for i in range(100, 115)]
+    assert loaded.user_ids.tolist() == users.tolist() and loaded.user_ids.dtype.kind == "U"
+    assert loaded.item_ids.tolist() == items.tolist() and loaded.item_ids.dtype == np.int64
+    assert loaded.user_index("u3") == 3 and loaded.item_index(103) == 3
+    # Text ids that look like numbers stay text.
+    digits = np.array([str(i) for i in range(20)])
+    trained = LightGCN(embedding_dim=4, epochs=1).fit(
+        small_matrix(), show_progress=False, user_ids=digits
+    )
+    loaded = LightGCN.load(trained.save(tmp_path / "d.npz"))
+    assert loaded.user_ids.dtype.kind == "U" and loaded.user_ids.tolist() == digits.tolist()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback without CUDA")

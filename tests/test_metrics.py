@@ -11,8 +11,8 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 from strategies import bipartite_graphs
 
-from lightgcn_sparse.interactions import UserItems, user_items_from_pairs
 from lightgcn_sparse.metrics import METRICS, evaluate_ranking, metrics_from_hits, topk_scores
+from lightgcn_sparse.user_items import UserItemIndex, user_items_from_pairs
 
 # --- the reference ----------------------------------------------------------------------
 
@@ -67,7 +67,7 @@ def ref_evaluate(scores, truth: list[set[int]], seen: list[set[int]], ks) -> dic
     return result
 
 
-def sets_of(ui: UserItems) -> list[set[int]]:
+def sets_of(ui: UserItemIndex) -> list[set[int]]:
     indptr, indices = ui.indptr.tolist(), ui.indices.tolist()
     return [set(indices[indptr[u] : indptr[u + 1]]) for u in range(ui.num_users)]
 

@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from lightgcn_sparse.checkpoint import CheckpointError
 from lightgcn_sparse.cli import main
 from lightgcn_sparse.model import LightGCN, TrainingDiverged
+from lightgcn_sparse.trainer import Callback
 
 
 def matrices(seed: int = 0):
@@ -54,29 +55,22 @@ class Interrupted(Exception):
     pass
 
 
-def interrupted_after(steps: int):
-    """A LightGCN whose ``steps + 1``-th optimizer step raises, as a crash mid-epoch would."""
+class interrupted_after(Callback):  # noqa: N801 - reads as a phrase at the call site
+    """A callback raising after the ``steps``-th optimizer step, as a crash mid-epoch would."""
 
-    class Crashing(LightGCN):
-        done = 0
+    def __init__(self, steps: int) -> None:
+        self.steps, self.done = steps, 0
 
-        def _step(self, *args):
-            if Crashing.done == steps:
-                raise Interrupted
-            Crashing.done += 1
-            return super()._step(*args)
-
-    return Crashing
-
-
-def strip_time(history):
-    return [{k: v for k, v in r.items() if k != "time"} for r in history]
+    def on_step_end(self, trainer, epoch: int, step: int) -> None:
+        if self.done == self.steps:
+            raise Interrupted
+        self.done += 1
 
 
 def assert_same_run(a: LightGCN, b: LightGCN) -> None:
     assert torch.equal(a.embedding_, b.embedding_)
     assert a.best_epoch_ == b.best_epoch_
-    assert strip_time(a.history_) == strip_time(b.history_)
+    assert a.history_ == b.history_
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +93,10 @@ def test_resume_after_a_crash_is_bit_identical(references, tmp_path, name, when)
     steps = steps_per_epoch(cfg)
     crash_at = int(when * len(reference.history_) * steps)  # mid-epoch, as a rule
     with pytest.raises(Interrupted):
-        interrupted_after(crash_at)(**cfg).fit(
-            TRAIN, VALID, show_progress=False, checkpoint_path=path, checkpoint_every=1
-        )
+        LightGCN(**cfg).fit(
+            TRAIN, VALID, show_progress=False, checkpoint_path=path, checkpoint_every=1,
+            callback=interrupted_after(crash_at),
+        )  # fmt: skip
     if not path.exists():  # crashed inside epoch 1: nothing to resume, start over
         assert crash_at < steps
         return
@@ -117,10 +112,12 @@ def test_resume_twice(references, tmp_path):
     cfg, path = CONFIGS["interactions"], tmp_path / "checkpoint.npz"
     kwargs = dict(show_progress=False, checkpoint_path=path, checkpoint_every=2)
     with pytest.raises(Interrupted):
-        interrupted_after(int(2.5 * steps_per_epoch(cfg)))(**cfg).fit(TRAIN, VALID, **kwargs)
+        crash = interrupted_after(int(2.5 * steps_per_epoch(cfg)))
+        LightGCN(**cfg).fit(TRAIN, VALID, callback=crash, **kwargs)
     first = json.loads(str(np.load(path)["train_state"]))["epoch"]
     with pytest.raises(Interrupted):
-        interrupted_after(2 * steps_per_epoch(cfg))(**cfg).fit(TRAIN, VALID, resume=path, **kwargs)
+        crash = interrupted_after(2 * steps_per_epoch(cfg))
+        LightGCN(**cfg).fit(TRAIN, VALID, resume=path, callback=crash, **kwargs)
     assert json.loads(str(np.load(path)["train_state"]))["epoch"] == first + 2
     resumed = LightGCN(**cfg).fit(TRAIN, VALID, resume=path, **kwargs)
     assert_same_run(resumed, references["interactions"])
@@ -219,28 +216,38 @@ def test_absurd_learning_rate_raises_training_diverged():
     assert torch.equal(model.embedding_, start.embedding_)
 
 
-def poisoned(steps: int, epoch: int, what: str, path: Path, snapshot: dict):
-    """A LightGCN whose loss or embeddings turn NaN/inf at the last batch of ``epoch``.
+class Poison(Callback):
+    """Turns the loss (through :class:`NanLoss`) or the embeddings NaN/inf at the last batch
+    of ``epoch``; records the checkpoint's bytes when ``epoch`` starts, to compare later."""
 
-    It also records the checkpoint's bytes when ``epoch`` starts, to compare afterwards.
-    """
+    def __init__(self, steps: int, epoch: int, what: str, path: Path) -> None:
+        self.steps, self.epoch, self.what, self.path = steps, epoch, what, path
+        self.snapshot = b""
 
-    class Poisoned(LightGCN):
-        calls = 0
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        if epoch == self.epoch:
+            self.snapshot = self.path.read_bytes()
 
-        def _step(self, *args):
-            if Poisoned.calls == (epoch - 1) * steps:
-                snapshot["bytes"] = path.read_bytes()
-            loss = super()._step(*args)
-            Poisoned.calls += 1
-            if Poisoned.calls == epoch * steps:
-                if what == "loss":
-                    return math.nan
-                with torch.no_grad():
-                    self.embedding_[0, 0] = math.inf
-            return loss
+    def on_step_end(self, trainer, epoch: int, step: int) -> None:
+        model = trainer.model
+        if epoch == self.epoch and step == self.steps - 1 and self.what == "loss":
+            model.nan_next_loss = True  # the last step's loss is NaN, its gradient is not
+        if epoch == self.epoch and step == self.steps and self.what == "embeddings":
+            with torch.no_grad():
+                model.embedding_[0, 0] = math.inf
 
-    return Poisoned
+
+class NanLoss(LightGCN):
+    """A test double: ``loss`` returns NaN once when asked, leaving the gradient intact."""
+
+    nan_next_loss = False
+
+    def loss(self, users, pos, neg):
+        loss = super().loss(users, pos, neg)
+        if self.nan_next_loss:
+            self.nan_next_loss = False
+            return loss + torch.tensor(math.nan)
+        return loss
 
 
 @pytest.mark.parametrize(
@@ -249,14 +256,15 @@ def poisoned(steps: int, epoch: int, what: str, path: Path, snapshot: dict):
 def test_divergence_keeps_the_last_good_checkpoint(references, tmp_path, what, why):
     cfg, path = CONFIGS["interactions"], tmp_path / "checkpoint.npz"
     steps = math.ceil(TRAIN.nnz / cfg["batch_size"])
-    snapshot: dict = {}
-    model = poisoned(steps, 3, what, path, snapshot)(**cfg)
+    poison = Poison(steps, 3, what, path)
+    model = NanLoss(**cfg)
     with pytest.raises(TrainingDiverged) as excinfo:
-        model.fit(TRAIN, VALID, show_progress=False, checkpoint_path=path, checkpoint_every=1)
+        model.fit(TRAIN, VALID, show_progress=False, checkpoint_path=path, checkpoint_every=1,
+                  callback=poison)  # fmt: skip
     message = str(excinfo.value)
     assert "training diverged at epoch 3" in message and why in message
     assert f"the last checkpoint, {str(path)!r} (epoch 2), is untouched" in message
-    assert path.read_bytes() == snapshot["bytes"]
+    assert path.read_bytes() == poison.snapshot
     with np.load(path) as npz:
         assert json.loads(str(npz["train_state"]))["epoch"] == 2
         # The model holds the embeddings from the start of epoch 3: the checkpoint's.
@@ -297,11 +305,11 @@ DRIVER = textwrap.dedent(
     import torch
     torch.set_num_threads(int(sys.argv[1]))
     from lightgcn_sparse import model
-    step = model.LightGCN._step
-    def slow_step(self, *args):  # slow enough to be killed mid-epoch
+    loss = model.LightGCN.loss
+    def slow_loss(self, *args):  # slow enough to be killed mid-epoch
         time.sleep(0.05)
-        return step(self, *args)
-    model.LightGCN._step = slow_step
+        return loss(self, *args)
+    model.LightGCN.loss = slow_loss
     from lightgcn_sparse.cli import main
     main(sys.argv[2:], prog_name="lightgcn-sparse")
     """
@@ -359,4 +367,4 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     for key in ("recall@20", "ndcg@20", "precision@10", "map@10", "best_epoch", "epochs_run"):
         assert metrics[0][key] == metrics[1][key], key
     histories = [json.loads((d / "history.json").read_text()) for d in (killed, straight)]
-    assert strip_time(histories[0]) == strip_time(histories[1])
+    assert histories[0] == histories[1]

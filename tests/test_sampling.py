@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from scipy.stats import chisquare
 from strategies import Graph, bipartite_graphs
 
-from lightgcn_sparse.interactions import user_items_from_pairs
 from lightgcn_sparse.sampling import BPRSampler, sample_negatives
+from lightgcn_sparse.user_items import user_items_from_pairs
 
 
 def sampler_of(g: Graph, device="cpu") -> BPRSampler:
@@ -245,7 +245,7 @@ def test_float_batch_size_raises(small):
 
 
 def test_not_user_items_raises():
-    with pytest.raises(TypeError, match=r"interactions must be a UserItems\. Got list"):
+    with pytest.raises(TypeError, match=r"interactions must be a UserItemIndex\. Got list"):
         BPRSampler([[0, 1]])
 
 

@@ -1,4 +1,4 @@
-"""UserItems: the deduplicated CSR user -> items index, against Python sets."""
+"""UserItemIndex: the deduplicated CSR user -> items index, against Python sets."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import Graph, bipartite_graphs
 
-from lightgcn_sparse.interactions import (
-    UserItems,
+from lightgcn_sparse.user_items import (
+    UserItemIndex,
     as_user_items,
     user_items_from_csr,
     user_items_from_pairs,
 )
 
 
-def from_graph(g: Graph, device="cpu") -> UserItems:
+def from_graph(g: Graph, device="cpu") -> UserItemIndex:
     return user_items_from_pairs(g.users, g.items, g.num_users, g.num_items, device=device)
 
 

@@ -1,4 +1,9 @@
-"""A compact, device-resident CSR index of user -> items, shared by sampling and ranking."""
+"""``UserItemIndex``: each user's items as a device-resident CSR index (sampling, ranking, filters).
+
+This is the engine's view of interactions: integer indices on one device, no raw ids. The
+data layer's :class:`~lightgcn_sparse.data.InteractionTable` (raw ids, ratings, metadata) is
+converted to it with ``user_items_from_csr(table.to_csr())``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from ._checks import ArrayLike, as_index_tensor, check_device, check_int
 
 
 @dataclass(frozen=True)
-class UserItems:
+class UserItemIndex:
     """Deduplicated user -> item lists in CSR form, on one device.
 
     Attributes:
@@ -83,8 +88,8 @@ class UserItems:
         pos = torch.searchsorted(keys, query).clamp_max(max(keys.numel() - 1, 0))
         return keys[pos] == query if keys.numel() else torch.zeros_like(query, dtype=torch.bool)
 
-    def to(self, device: Union[str, torch.device]) -> UserItems:
-        return UserItems(self.indptr.to(device), self.indices.to(device), self.num_items)
+    def to(self, device: Union[str, torch.device]) -> UserItemIndex:
+        return UserItemIndex(self.indptr.to(device), self.indices.to(device), self.num_items)
 
 
 def user_items_from_pairs(
@@ -93,8 +98,8 @@ def user_items_from_pairs(
     num_users: int,
     num_items: int,
     device: Union[str, torch.device, None] = None,
-) -> UserItems:
-    """Build :class:`UserItems` from (E,) user and item id arrays, dropping duplicates."""
+) -> UserItemIndex:
+    """Build :class:`UserItemIndex` from (E,) user and item id arrays, dropping duplicates."""
     num_users = check_int("num_users", num_users)
     num_items = check_int("num_items", num_items)
     dev = check_device(device)
@@ -108,13 +113,13 @@ def user_items_from_pairs(
     u = key // max(num_items, 1)
     indptr = torch.zeros(num_users + 1, dtype=torch.int64, device=dev)
     torch.cumsum(torch.bincount(u, minlength=num_users), 0, out=indptr[1:])
-    return UserItems(indptr, key % max(num_items, 1), num_items)
+    return UserItemIndex(indptr, key % max(num_items, 1), num_items)
 
 
 def user_items_from_csr(
     matrix: sp.spmatrix, device: Union[str, torch.device, None] = None, name: str = "user_items"
-) -> UserItems:
-    """Build :class:`UserItems` from a scipy users x items sparse matrix (any format).
+) -> UserItemIndex:
+    """Build :class:`UserItemIndex` from a scipy users x items sparse matrix (any format).
 
     Explicit zeros are dropped; any stored non-zero value counts as one interaction.
     """
@@ -129,7 +134,7 @@ def user_items_from_csr(
     csr.eliminate_zeros()
     csr.sort_indices()
     dev = check_device(device)
-    return UserItems(
+    return UserItemIndex(
         torch.from_numpy(csr.indptr.astype(np.int64)).to(dev),
         torch.from_numpy(csr.indices.astype(np.int64)).to(dev),
         int(csr.shape[1]),
@@ -137,15 +142,19 @@ def user_items_from_csr(
 
 
 def as_user_items(
-    data: Union[sp.spmatrix, UserItems],
+    data: Union[sp.spmatrix, UserItemIndex],
     num_users: int | None = None,
     device: Union[str, torch.device, None] = None,
     name: str = "user_items",
-) -> UserItems:
-    """Accept a scipy matrix or :class:`UserItems`; check its shape against ``num_users``."""
-    ui = data.to(check_device(device)) if isinstance(data, UserItems) else None
+) -> UserItemIndex:
+    """Accept a scipy matrix or :class:`UserItemIndex`; check its shape against ``num_users``."""
+    ui = data.to(check_device(device)) if isinstance(data, UserItemIndex) else None
     if ui is None:
         ui = user_items_from_csr(data, device, name)
     if num_users is not None and ui.num_users != num_users:
         raise ValueError(f"{name} must have {num_users} rows (users). Got {ui.num_users}.")
     return ui
+
+
+#: The former name, kept so that existing code keeps working.
+UserItems = UserItemIndex

@@ -1,0 +1,113 @@
+"""Raw ids (as the data names users and items) to contiguous indices and back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["IdMap", "UnknownIdError"]
+
+
+class UnknownIdError(KeyError, ValueError):
+    """A raw user or item id is not in the catalogue (both ``KeyError`` and ``ValueError``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class IdMap:
+    """Index ``k`` <-> raw id ``ids[k]``, for the users or the items of a model.
+
+    Raw ids keep their type: an integer catalogue has int64 ids (``196`` and ``"196"`` both
+    find user 196), any other has str ids matched exactly (``"SKU-1"`` and ``"sku-1"`` are
+    different items).
+
+    Args:
+        ids: (n,) distinct raw ids, int or str.
+        kind: ``"user"`` or ``"item"``, for messages.
+    """
+
+    def __init__(self, ids: Any, kind: str = "id") -> None:
+        arr = np.asarray(ids)
+        if arr.ndim != 1:
+            raise ValueError(f"{kind} ids must be one-dimensional. Got shape {arr.shape}.")
+        if arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64)
+        elif arr.size and arr.dtype.kind == "b":
+            raise TypeError(f"{kind} ids must be integers or strings. Got booleans.")
+        else:
+            arr = arr.astype(str)
+        self.ids = arr
+        self.kind = kind
+        self._lookup: dict[Any, int] | None = None
+
+    @classmethod
+    def identity(cls, n: int, kind: str = "id") -> IdMap:
+        """Raw id = index, for data given as a matrix."""
+        return cls(np.arange(n, dtype=np.int64), kind)
+
+    @property
+    def is_integer(self) -> bool:
+        return self.ids.dtype.kind == "i"
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __repr__(self) -> str:
+        return f"IdMap({self.kind}s={len(self)}, dtype={self.ids.dtype})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, IdMap)
+            and self.ids.dtype.kind == other.ids.dtype.kind
+            and np.array_equal(self.ids, other.ids)
+        )
+
+    def _table(self) -> dict[Any, int]:
+        if self._lookup is None:
+            self._lookup = {raw: k for k, raw in enumerate(self.ids.tolist())}
+            if len(self._lookup) != len(self):
+                raise ValueError(f"{self.kind} ids must be distinct.")
+        return self._lookup
+
+    def _one(self, raw: Any) -> int:
+        key = raw
+        if isinstance(raw, np.generic):
+            key = raw.item()
+        if self.is_integer:
+            if isinstance(key, str) and key.strip().lstrip("-").isdigit():
+                key = int(key.strip())
+            elif isinstance(key, bool) or not isinstance(key, int):
+                key = None
+        else:
+            key = key if isinstance(key, str) else (str(key) if isinstance(key, int) else None)
+        found = self._table().get(key) if key is not None else None
+        if found is None:
+            shown = repr(raw.item() if isinstance(raw, np.generic) else raw)
+            raise UnknownIdError(f"unknown {self.kind} id {shown}: not among the {len(self)} "
+                                 f"{self.kind}s")  # fmt: skip
+        return found
+
+    def index(self, raw: Any) -> Any:
+        """Index of raw id ``raw`` (an int), or an int64 array for a list or array of ids."""
+        if isinstance(raw, (list, tuple, np.ndarray)):
+            return np.array([self._one(r) for r in np.asarray(raw).tolist()], dtype=np.int64)
+        return self._one(raw)
+
+    def raw(self, index: Any) -> Any:
+        """Raw id(s) of index or indices ``index``."""
+        return self.ids[index]
+
+    def extended(self, total: int) -> IdMap:
+        """This map grown to ``total`` entries; new integer ids continue after the largest,
+        new str ids are ``"<kind>-<index>"``."""
+        extra = total - len(self)
+        if extra <= 0:
+            return self
+        if self.is_integer:
+            start = int(self.ids.max()) + 1 if len(self) else 0
+            new = np.arange(start, start + extra, dtype=np.int64)
+        else:
+            new = np.array([f"{self.kind}-{k}" for k in range(len(self), total)])
+        return IdMap(np.concatenate([self.ids, new]), self.kind)
