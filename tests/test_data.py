@@ -32,6 +32,7 @@ from lightgcn_sparse.data import (
     load_ml100k,
     load_movielens_csv,
     load_recbole,
+    resolve,
     split_interactions,
 )
 
@@ -493,7 +494,7 @@ def no_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv(D.CACHE_ENV, str(cache))
     monkeypatch.delenv(D.MIRROR_ENV, raising=False)
-    monkeypatch.setattr(D, "find_recbole_ml100k", lambda: (None, "recbole is not installed"))
+    monkeypatch.setattr(resolve, "find_recbole_ml100k", lambda: (None, "recbole is not installed"))
     return cache
 
 
@@ -507,7 +508,7 @@ def test_data_dir_wins(no_sources: Path, ml100k_dir: Path, recbole_dir: Path) ->
 
 def test_cache_before_recbole(monkeypatch: pytest.MonkeyPatch, no_sources: Path) -> None:
     write(no_sources / "ml-100k" / "u.data", "5\t5\t5\t5\n")
-    monkeypatch.setattr(D, "find_recbole_ml100k", lambda: pytest.fail("recbole consulted"))
+    monkeypatch.setattr(resolve, "find_recbole_ml100k", lambda: pytest.fail("recbole consulted"))
     data = load_dataset("ml-100k", download=False)
     assert data.num_interactions == 1 and data.source == str(no_sources / "ml-100k")
 
@@ -525,7 +526,7 @@ def test_recbole_fallback(
 ) -> None:
     copy = tmp_path / "site" / "ml-100k"
     write(copy / "ml-100k.inter", "user_id:token\titem_id:token\n1\t2\n3\t2\n")
-    monkeypatch.setattr(D, "find_recbole_ml100k", lambda: (copy, ""))
+    monkeypatch.setattr(resolve, "find_recbole_ml100k", lambda: (copy, ""))
     data = load_dataset("ml-100k", download=False)
     assert data.num_interactions == 2 and data.name == "ml-100k"
 
@@ -547,7 +548,7 @@ def test_all_sources_fail_message(no_sources: Path, tmp_path: Path) -> None:
 
 
 def test_recbole_not_tried_for_other_datasets(monkeypatch: pytest.MonkeyPatch, no_sources) -> None:
-    monkeypatch.setattr(D, "find_recbole_ml100k", lambda: pytest.fail("recbole consulted"))
+    monkeypatch.setattr(resolve, "find_recbole_ml100k", lambda: pytest.fail("recbole consulted"))
     with pytest.raises(DatasetNotFoundError) as excinfo:
         load_dataset("ml-1m", download=False)
     attempts = excinfo.value.attempts

@@ -1,0 +1,73 @@
+"""Implicit-feedback datasets: loaders, id mapping, dataset resolution and splits.
+
+Every loader returns an :class:`InteractionTable`: one row per (user, item) event with
+contiguous ids. The catalogue is the set of users and items that occur in the
+interactions (after ``min_rating``); raw ids are sorted and numbered from 0, and item
+metadata (title, year, genres) is aligned to that numbering. Movies listed in an item
+file but never rated are not part of the catalogue.
+
+No MovieLens file ships with this package. :func:`load_dataset` finds one in an explicit
+directory, the user cache, the copy of ml-100k bundled with an installed ``recbole``
+distribution, or downloads it from GroupLens with a SHA-256 check.
+
+Modules: :mod:`.table` (the container), :mod:`.formats` (the registry and one module per
+on-disk format), :mod:`.resolve` (named datasets), :mod:`.download`, :mod:`.splits`.
+"""
+
+from .catalog import (
+    CACHE_ENV,
+    CHECKSUMS,
+    DATASETS,
+    DEFAULT_BASE_URL,
+    MIRROR_ENV,
+    default_cache_dir,
+)
+from .download import download_dataset
+from .errors import (
+    DataFileError,
+    DatasetNotFoundError,
+    DownloadError,
+    MissingDataFileError,
+    UnknownIdError,
+)
+from .formats import FORMATS, Format, detect_format, detect_formats, load_directory
+from .formats.delimited import load_csv
+from .formats.ml1m import load_ml1m
+from .formats.ml100k import load_ml100k
+from .formats.movielens_csv import load_movielens_csv
+from .formats.recbole import load_recbole
+from .resolve import find_recbole_ml100k, load_dataset
+from .splits import SPLIT_METHODS, Split, split_interactions
+from .table import Interactions, InteractionTable
+
+__all__ = [
+    "CACHE_ENV",
+    "CHECKSUMS",
+    "DATASETS",
+    "DEFAULT_BASE_URL",
+    "FORMATS",
+    "MIRROR_ENV",
+    "DataFileError",
+    "DatasetNotFoundError",
+    "DownloadError",
+    "Format",
+    "InteractionTable",
+    "Interactions",
+    "MissingDataFileError",
+    "SPLIT_METHODS",
+    "Split",
+    "UnknownIdError",
+    "default_cache_dir",
+    "detect_format",
+    "detect_formats",
+    "download_dataset",
+    "find_recbole_ml100k",
+    "load_csv",
+    "load_dataset",
+    "load_directory",
+    "load_ml100k",
+    "load_ml1m",
+    "load_movielens_csv",
+    "load_recbole",
+    "split_interactions",
+]

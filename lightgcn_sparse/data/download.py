@@ -1,0 +1,180 @@
+"""Downloads into the cache: streamed with a SHA-256 check, written to a temporary file and
+moved into place only once verified; archives extracted safely."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .catalog import CHECKSUMS, DATASETS, cache_root, dataset_url
+from .errors import DownloadError
+from .formats import detect_format
+
+__all__ = ["download_dataset"]
+
+
+def download_dataset(
+    name: str,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    base_url: str | None = None,
+    verify: bool = True,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``<base_url>/<name>.zip``, check its SHA-256, extract it into the cache and
+    return ``<cache>/<name>``.
+
+    The zip is written to a temporary file and moved into place with :func:`os.replace`
+    only once verified; a partial or mismatching download is deleted. Extraction refuses
+    absolute paths, ``..`` and links. ``verify=False`` skips the checksum (for mirrors).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
+    root = cache_root(cache_dir)
+    target = root / name
+    if detect_format(target) is not None:
+        return target
+    digest, size = CHECKSUMS.get(name, (None, None))
+    if verify and digest is None:
+        raise DownloadError(f"no known SHA-256 for {name}.zip; pass verify=False to skip the check")
+    url = dataset_url(name, base_url)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DownloadError(f"cannot create the cache directory {root} ({err})") from err
+    archive = root / f"{name}.zip"
+    if not (archive.is_file() and verify and _sha256(archive) == digest):
+        handle, part = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip.part", dir=root)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                got = _fetch(url, out, progress=progress, timeout=timeout, label=f"{name}.zip")
+            if verify and size is not None and got[1] != size:
+                raise DownloadError(
+                    f"downloaded {got[1]} bytes, expected {size}; the file was deleted"
+                )
+            if verify and got[0] != digest:
+                raise DownloadError(
+                    f"SHA-256 mismatch: expected {digest}, got {got[0]}; the file was deleted"
+                )
+            os.replace(part, archive)
+        finally:
+            Path(part).unlink(missing_ok=True)
+    try:
+        _extract(archive, root, name)
+    finally:
+        archive.unlink(missing_ok=True)
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fetch(url: str, out: Any, *, progress: bool, timeout: float, label: str) -> tuple[str, int]:
+    """Stream ``url`` into ``out``; return ``(sha256 hex, bytes)``."""
+    digest = hashlib.sha256()
+    received, total = 0, None
+    request = urllib.request.Request(url, headers={"User-Agent": "lightgcn-sparse"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.strip().isdigit() else None
+            shown = 0.0
+            while True:
+                block = response.read(1 << 16)
+                if not block:
+                    break
+                out.write(block)
+                digest.update(block)
+                received += len(block)
+                if progress and time.monotonic() - shown > 0.2:
+                    _show_progress(label, received, total)
+                    shown = time.monotonic()
+    except urllib.error.HTTPError as err:
+        raise DownloadError(f"HTTP {err.code} {err.reason}") from err
+    except urllib.error.URLError as err:
+        raise DownloadError(f"cannot reach the server ({err.reason})") from err
+    except http.client.IncompleteRead as err:
+        raise DownloadError(
+            f"connection closed after {received + len(err.partial)} bytes (truncated download); "
+            "the file was deleted"
+        ) from err
+    except (http.client.HTTPException, OSError) as err:
+        raise DownloadError(f"download failed after {received} bytes ({err})") from err
+    finally:
+        if progress and received:
+            _show_progress(label, received, total, end=True)
+    if total is not None and received != total:
+        raise DownloadError(
+            f"truncated download: got {received} of {total} bytes; the file was deleted"
+        )
+    return digest.hexdigest(), received
+
+
+def _show_progress(label: str, received: int, total: int | None, end: bool = False) -> None:
+    mb = received / 1e6
+    if total:
+        text = (
+            f"\rDownloading {label}: {100 * received / total:5.1f}% ({mb:.1f}/{total / 1e6:.1f} MB)"
+        )
+    else:
+        text = f"\rDownloading {label}: {mb:.1f} MB"
+    sys.stderr.write(text + ("\n" if end else ""))
+    sys.stderr.flush()
+
+
+def _extract(archive: Path, root: Path, name: str) -> Path:
+    """Extract ``archive`` safely into ``root/name`` via a temporary directory."""
+    target = root / name
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    try:
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    _check_member(info, archive)
+                zf.extractall(scratch)
+        except zipfile.BadZipFile as err:
+            raise DownloadError(f"{archive.name} is not a valid zip file ({err})") from err
+        source = scratch / name if (scratch / name).is_dir() else scratch
+        if detect_format(source) is None:
+            raise DownloadError(f"{archive.name} holds no {name} data files")
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        if target.exists():
+            raise DownloadError(f"{target} exists but holds no dataset; remove it and retry")
+        if source == scratch:
+            os.replace(scratch, target)
+        else:
+            os.replace(source, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _check_member(info: zipfile.ZipInfo, archive: Path) -> None:
+    member = info.filename.replace("\\", "/")
+    parts = PurePosixPath(member).parts
+    unsafe = (
+        member.startswith("/")
+        or ".." in parts
+        or (parts and ":" in parts[0])
+        or stat.S_ISLNK(info.external_attr >> 16)
+    )
+    if unsafe:
+        raise DownloadError(f"{archive.name}: refusing unsafe member {info.filename!r}")

@@ -1,0 +1,165 @@
+"""Train / valid / test splits of an :class:`InteractionTable`, deterministic per seed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from .table import InteractionTable
+
+__all__ = ["SPLIT_METHODS", "Split", "split_interactions"]
+SPLIT_METHODS = ("random", "global", "stratified", "temporal")
+_DEFAULT_RATIOS = {
+    "random": (0.8, 0.1, 0.1),
+    "global": (0.8, 0.1, 0.1),
+    "stratified": (0.75, 0.25),
+}
+
+
+class Split(NamedTuple):
+    """Train / valid / test parts of one :class:`InteractionTable`; all share its mappings.
+    ``valid`` is empty for two-way splits."""
+
+    train: InteractionTable
+    valid: InteractionTable
+    test: InteractionTable
+
+
+def split_interactions(
+    data: InteractionTable,
+    method: str,
+    *,
+    ratios: Sequence[float] | None = None,
+    seed: int = 0,
+) -> Split:
+    """Split ``data`` into train / valid / test, deterministically for a given ``seed``.
+
+    Methods:
+        ``"random"``: per user, shuffle their interactions and cut by ``ratios`` (default
+        0.8/0.1/0.1), as RecBole's ``RS`` with ``group_by=user``: valid and test get
+        ``floor(ratio * n)`` each, raised to 1 when ``0 < ratio * n < 1`` while train keeps
+        more than one, and train gets the rest.
+        ``"global"``: shuffle all interactions and cut them with the same rounding (the
+        CS224W LightGCN tutorial's edge split).
+        ``"stratified"``: per user, shuffle and keep the ones whose rank ``k / n`` (k from 1)
+        is ``<= ratios[0]`` for train, as Microsoft Recommenders'
+        ``python_stratified_split`` (default 0.75/0.25, so a user with a single
+        interaction is all test). Two ratios mean (train, test); three add valid.
+        ``"temporal"``: per user, sort by timestamp (ties by position in ``data``); the last
+        interaction is test, the one before is valid. A user with 2 interactions gets no
+        valid, a user with 1 keeps it in train. Needs timestamps; takes no ``ratios``.
+
+    ``ratios`` are 2 (train, test) or 3 (train, valid, test) non-negative numbers with
+    positive train; they are normalized to sum to 1. The parts partition ``data`` exactly
+    and keep its order within each part.
+    """
+    if not isinstance(data, InteractionTable):
+        raise TypeError(
+            f"data must be Interactions (an InteractionTable), got {type(data).__name__}"
+        )
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"method must be one of {', '.join(SPLIT_METHODS)}; got {method!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int in [0, inf). Got {seed!r} instead.")
+    if method == "temporal":
+        if ratios is not None:
+            raise ValueError(f"ratios is not used by method 'temporal'; got {ratios!r}")
+        part = _temporal_parts(data)
+    else:
+        fractions = _check_ratios(ratios if ratios is not None else _DEFAULT_RATIOS[method])
+        rng = np.random.default_rng(int(seed))
+        if method == "global":
+            groups = np.zeros(data.num_interactions, dtype=np.int64)
+        else:
+            groups = data.users
+        order, position, group, count = _shuffled_groups(groups, rng)
+        if method == "stratified":
+            part_sorted = _stratified_parts(position, group, count, fractions)
+        else:
+            part_sorted = _recbole_parts(position, group, count, fractions)
+        part = np.empty(data.num_interactions, dtype=np.int64)
+        part[order] = part_sorted
+    return Split(*(data.subset(np.flatnonzero(part == k)) for k in range(3)))
+
+
+def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
+    try:
+        values = np.asarray(ratios, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"ratios must be a sequence of numbers, got {ratios!r}") from err
+    if values.ndim != 1 or len(values) not in (2, 3):
+        raise ValueError(f"ratios must hold 2 (train, test) or 3 numbers, got {ratios!r}")
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or values[0] <= 0:
+        raise ValueError(f"ratios must be finite, >= 0, with train > 0; got {ratios!r}")
+    if len(values) == 2:
+        values = np.array([values[0], 0.0, values[1]])
+    return values / values.sum()
+
+
+def _shuffled_groups(
+    groups: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Order grouping rows by ``groups``, randomly within each group, then as
+    :func:`_positions`."""
+    key = rng.permutation(len(groups))  # (n,) a random rank for every row
+    order = np.lexsort((key, groups))
+    return (order, *_positions(groups[order]))
+
+
+def _positions(sorted_groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rows sorted by group: each row's 0-based position in its group and its group's
+    number (0..G-1), and the size of each group."""
+    n = len(sorted_groups)
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]) if n else []
+    sizes = np.diff(np.r_[starts, n]).astype(np.int64)  # (G,)
+    group_of_row = np.repeat(np.arange(len(sizes)), sizes)  # (n,)
+    position = np.arange(n) - np.asarray(starts, dtype=np.int64)[group_of_row]  # (n,)
+    return position, group_of_row, sizes
+
+
+def _recbole_parts(
+    position: np.ndarray, group: np.ndarray, count: np.ndarray, ratios: np.ndarray
+) -> np.ndarray:
+    """Vectorized RecBole ``_calcu_split_ids`` over groups of size ``count``: parts after
+    the first are rounded down, then raised to 1 when ``0 < ratio * n < 1`` while the
+    first keeps more than one."""
+    total = count.astype(np.float64)  # (G,)
+    sizes = np.stack([np.floor(r * total) for r in ratios], axis=1).astype(np.int64)  # (G, 3)
+    sizes[:, 0] = count - sizes[:, 1:].sum(axis=1)
+    for i in range(1, len(ratios)):
+        exact = ratios[-i] * total
+        bump = (sizes[:, 0] > 1) & (exact > 0) & (exact < 1)
+        sizes[bump, -i] += 1
+        sizes[bump, 0] -= 1
+    bounds = np.cumsum(sizes, axis=1)[:, :-1]  # (G, 2)
+    return (position[:, None] >= bounds[group]).sum(axis=1)
+
+
+def _stratified_parts(
+    position: np.ndarray, group: np.ndarray, count: np.ndarray, ratios: np.ndarray
+) -> np.ndarray:
+    """Microsoft Recommenders' rule: rank ``(position + 1) / count`` against cumulative
+    ratios; the last part takes everything above the previous threshold."""
+    rank = (position + 1) / count[group]
+    thresholds = np.cumsum(ratios)[:-1]
+    return np.searchsorted(thresholds, rank, side="left")
+
+
+def _temporal_parts(data: InteractionTable) -> np.ndarray:
+    if data.timestamps is None:
+        raise ValueError(
+            f"method 'temporal' needs timestamps, but {data.name or 'this dataset'} has none"
+        )
+    n = data.num_interactions
+    order = np.lexsort((np.arange(n), data.timestamps, data.users))
+    position, group, sizes = _positions(data.users[order])
+    count = sizes[group]
+    from_end = count - 1 - position
+    part_sorted = np.zeros(n, dtype=np.int64)
+    part_sorted[(from_end == 0) & (count >= 2)] = 2
+    part_sorted[(from_end == 1) & (count >= 3)] = 1
+    part = np.empty(n, dtype=np.int64)
+    part[order] = part_sorted
+    return part
