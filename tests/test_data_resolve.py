@@ -1,0 +1,110 @@
+"""Tests for lightgcn_sparse.data.resolve: where named datasets are looked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_data_common import find_error, write
+
+from lightgcn_sparse import data as D
+from lightgcn_sparse.data import (
+    DataFileError,
+    DatasetNotFoundError,
+    load_dataset,
+    load_directory,
+    resolve,
+)
+
+# Fixtures (ml100k_dir, ml1m_dir, csv_dir, recbole_dir, no_sources) come from here.
+pytest_plugins = ["test_data_common"]
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def test_data_dir_wins(no_sources: Path, ml100k_dir: Path, recbole_dir: Path) -> None:
+    write(no_sources / "ml-100k" / "u.data", "5\t5\t5\t5\n")
+    data = load_dataset("ml-100k", data_dir=ml100k_dir, download=False)
+    assert data.num_interactions == 5 and data.name == "ml-100k"
+    # data_dir may also be the parent of <name>/.
+    assert load_dataset("ml-100k", ml100k_dir.parent, download=False).num_interactions == 5
+
+
+def test_cache_before_recbole(monkeypatch: pytest.MonkeyPatch, no_sources: Path) -> None:
+    write(no_sources / "ml-100k" / "u.data", "5\t5\t5\t5\n")
+    monkeypatch.setattr(resolve, "find_recbole_ml100k", lambda: pytest.fail("recbole consulted"))
+    data = load_dataset("ml-100k", download=False)
+    assert data.num_interactions == 1 and data.source == str(no_sources / "ml-100k")
+
+
+def test_cache_dir_argument_beats_env(no_sources: Path, tmp_path: Path) -> None:
+    write(no_sources / "ml-1m" / "ratings.dat", "1::2::3::4\n")
+    other = tmp_path / "other"
+    write(other / "ml-1m" / "ratings.dat", "1::2::3::4\n2::2::3::4\n")
+    assert load_dataset("ml-1m", download=False).num_interactions == 1
+    assert load_dataset("ml-1m", cache_dir=other, download=False).num_interactions == 2
+
+
+def test_recbole_fallback(
+    monkeypatch: pytest.MonkeyPatch, no_sources: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "site" / "ml-100k"
+    write(copy / "ml-100k.inter", "user_id:token\titem_id:token\n1\t2\n3\t2\n")
+    monkeypatch.setattr(resolve, "find_recbole_ml100k", lambda: (copy, ""))
+    data = load_dataset("ml-100k", download=False)
+    assert data.num_interactions == 2 and data.name == "ml-100k"
+
+
+def test_all_sources_fail_message(no_sources: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError) as excinfo:
+        load_dataset("ml-100k", data_dir=tmp_path / "nope", download=False)
+    assert isinstance(excinfo.value, FileNotFoundError)
+    message = find_error(
+        excinfo,
+        str(tmp_path / "nope"),
+        str(no_sources / "ml-100k"),
+        "recbole is not installed",
+        "download=False",
+        "--data-dir",
+        "pip install --no-deps recbole==1.2.1",
+    )
+    assert len(excinfo.value.attempts) == 5, message
+
+
+def test_recbole_not_tried_for_other_datasets(monkeypatch: pytest.MonkeyPatch, no_sources) -> None:
+    monkeypatch.setattr(resolve, "find_recbole_ml100k", lambda: pytest.fail("recbole consulted"))
+    with pytest.raises(DatasetNotFoundError) as excinfo:
+        load_dataset("ml-1m", download=False)
+    attempts = excinfo.value.attempts
+    assert len(attempts) == 2 and not any(a.startswith("recbole") for a in attempts)
+    assert "pip install" not in str(excinfo.value)
+
+
+def test_malformed_data_dir_raises_not_falls_through(no_sources: Path, ml100k_dir: Path) -> None:
+    write(ml100k_dir / "u.data", "1\t10\tbad\t100\n")
+    with pytest.raises(DataFileError, match="'bad' is not a number"):
+        load_dataset("ml-100k", data_dir=ml100k_dir, download=False)
+
+
+def test_load_dataset_from_paths(
+    no_sources: Path, ml100k_dir: Path, recbole_dir: Path, tmp_path: Path
+) -> None:
+    assert load_dataset(ml100k_dir).num_interactions == 5
+    assert load_dataset(recbole_dir / "toy.inter").num_interactions == 3
+    csv_path = write(tmp_path / "pairs.csv", "user,item\n1,2\n")
+    assert load_dataset(str(csv_path)).num_interactions == 1
+    assert load_directory(recbole_dir).name == "toy"
+    with pytest.raises(DatasetNotFoundError, match="neither a known dataset"):
+        load_dataset(tmp_path / "missing")
+    with pytest.raises(TypeError, match="name"):
+        load_dataset(3)
+
+
+def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(D.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert D.default_cache_dir() == tmp_path / "lightgcn_sparse"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert D.default_cache_dir() == Path.home() / ".cache" / "lightgcn_sparse"
+    monkeypatch.setenv(D.CACHE_ENV, str(tmp_path / "x"))
+    assert D.default_cache_dir() == tmp_path / "x"
