@@ -92,3 +92,14 @@ def test_interactions_validation() -> None:
     assert "num_interactions=1" in repr(
         Interactions(users=np.array([0]), items=np.array([1]), **base)
     )
+
+
+def test_parts_are_checked_and_kept_by_subset() -> None:
+    base = dict(num_users=2, num_items=2, user_ids=np.arange(2), item_ids=np.arange(2))
+    data = Interactions(users=np.array([0, 1]), items=np.array([1, 0]), parts=[0, 2], **base)
+    assert data.parts.dtype == np.int8 and data.subset([1]).parts.tolist() == [2]
+    assert small().parts is None and small().subset([0]).parts is None
+    with pytest.raises(ValueError, match=r"parts must hold 0 \(train\), 1 \(valid\) or 2"):
+        Interactions(users=np.array([0]), items=np.array([0]), parts=[3], **base)
+    with pytest.raises(ValueError, match="parts must have shape"):
+        Interactions(users=np.array([0]), items=np.array([0]), parts=[0, 0], **base)

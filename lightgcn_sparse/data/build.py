@@ -15,7 +15,7 @@ from ..titles import YEAR_SUFFIX
 from .parsing import Events
 from .table import InteractionTable
 
-__all__ = ["build_table", "check_min_rating", "clean_genres", "make_meta"]
+__all__ = ["build_table", "check_min_rating", "clean_genres", "filter_min_rating", "make_meta"]
 
 
 def check_min_rating(min_rating: Any) -> float | None:
@@ -29,6 +29,19 @@ def check_min_rating(min_rating: Any) -> float | None:
     return float(min_rating)
 
 
+def filter_min_rating(events: Events, min_rating: float | None, source: Path) -> Events:
+    """The events rated at least ``min_rating`` (all of them for ``None``); an error when
+    there are no ratings or none is left."""
+    if min_rating is None:
+        return events
+    if events.ratings is None:
+        raise ValueError(f"min_rating={min_rating!r} needs ratings, but {source} has none")
+    keep = events.ratings >= min_rating
+    if not keep.any():
+        raise ValueError(f"{source}: no interaction has a rating >= min_rating={min_rating}")
+    return Events(*(None if column is None else column[keep] for column in events))
+
+
 def build_table(
     events: Events,
     *,
@@ -38,15 +51,7 @@ def build_table(
     min_rating: float | None,
 ) -> InteractionTable:
     """Filter by ``min_rating``, number users and items from 0 in sorted raw-id order."""
-    users, items, ratings, timestamps = events
-    if min_rating is not None:
-        if ratings is None:
-            raise ValueError(f"min_rating={min_rating!r} needs ratings, but {source} has none")
-        keep = ratings >= min_rating
-        users, items, ratings = users[keep], items[keep], ratings[keep]
-        timestamps = None if timestamps is None else timestamps[keep]
-        if not len(users):
-            raise ValueError(f"{source}: no interaction has a rating >= min_rating={min_rating}")
+    users, items, ratings, timestamps = filter_min_rating(events, min_rating, source)
     user_codes, user_ids = pd.factorize(users, sort=True)
     item_codes, item_ids = pd.factorize(items, sort=True)
     user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)

@@ -12,7 +12,12 @@ import scipy.sparse as sp
 
 from .errors import UnknownIdError
 
-__all__ = ["InteractionTable", "Interactions"]
+__all__ = ["PARTS", "InteractionTable", "Interactions"]
+
+#: Values of :attr:`InteractionTable.parts`: train, valid and test.
+PARTS = (0, 1, 2)
+#: The fields that hold one entry per interaction.
+_PER_INTERACTION = ("users", "items", "ratings", "timestamps", "parts")
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -24,8 +29,11 @@ class InteractionTable:
     ``user_ids[users[k]]`` and ``item_ids[items[k]]``. ``num_users`` / ``num_items`` are
     stored explicitly, so a :meth:`subset` (a train split) keeps the full catalogue.
 
+    ``parts`` records which file of a pre-split dataset each interaction came from (0 train,
+    1 valid, 2 test; see the ``benchmark`` format); it is ``None`` for other formats.
+
     Shapes:
-        users, items, ratings, timestamps: ``(num_interactions,)``;
+        users, items, ratings, timestamps, parts: ``(num_interactions,)``;
         user_ids: ``(num_users,)``; item_ids: ``(num_items,)``;
         items_meta: ``num_items`` rows, columns ``title`` (str, no year), ``year`` (Int64),
         ``genres`` (str, ``'|'``-joined).
@@ -42,6 +50,7 @@ class InteractionTable:
     items_meta: pd.DataFrame | None = None  # num_items rows: title, year, genres
     name: str = ""
     source: str = ""  # where the data was read from
+    parts: np.ndarray | None = None  # (n,) int8: 0 train, 1 valid, 2 test, as the files say
 
     def __post_init__(self) -> None:
         for arg in ("num_users", "num_items"):
@@ -64,7 +73,7 @@ class InteractionTable:
             if ids.shape != (count,):
                 raise ValueError(f"{arg} must have shape ({count},), got {ids.shape}")
             object.__setattr__(self, arg, ids)
-        for arg, dtype in (("ratings", np.float32), ("timestamps", np.int64)):
+        for arg, dtype in (("ratings", np.float32), ("timestamps", np.int64), ("parts", np.int8)):
             value = getattr(self, arg)
             if value is None:
                 continue
@@ -74,6 +83,9 @@ class InteractionTable:
                     f"{arg} must have shape {users.shape} like users, got {value.shape}"
                 )
             object.__setattr__(self, arg, value)
+        if self.parts is not None and not np.isin(self.parts, PARTS).all():
+            bad = self.parts[~np.isin(self.parts, PARTS)][0]
+            raise ValueError(f"parts must hold 0 (train), 1 (valid) or 2 (test), found {bad}")
         meta = self.items_meta
         if meta is not None:
             if not isinstance(meta, pd.DataFrame):
@@ -116,13 +128,11 @@ class InteractionTable:
         The result shares the id mappings, catalogue size and item metadata.
         """
         index = _as_selection(mask_or_index, self.num_interactions)
-        return dataclasses.replace(
-            self,
-            users=self.users[index],
-            items=self.items[index],
-            ratings=None if self.ratings is None else self.ratings[index],
-            timestamps=None if self.timestamps is None else self.timestamps[index],
-        )
+        columns = {}
+        for arg in _PER_INTERACTION:
+            value = getattr(self, arg)
+            columns[arg] = None if value is None else value[index]
+        return dataclasses.replace(self, **columns)
 
     @cached_property
     def _user_lookup(self) -> dict[Any, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import MissingDataFileError
 from ..table import InteractionTable
-from . import delimited, ml1m, ml100k, movielens_csv, recbole
+from . import benchmark, delimited, ml1m, ml100k, movielens_csv, recbole
 from .base import Format
 
 __all__ = ["FORMATS", "Format", "detect_format", "detect_formats", "load_directory"]
@@ -23,6 +23,7 @@ FORMATS: dict[str, Format] = {
         ml1m.FORMAT,
         movielens_csv.FORMAT,
         recbole.FORMAT,
+        benchmark.FORMAT,
         delimited.FORMAT,
     )
 }
