@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 import pytest
+from test_data_common import write
 
 from lightgcn_sparse import data as D
 from lightgcn_sparse.data import (
     Interactions,
+    Split,
+    load_csv,
     split_interactions,
 )
 
@@ -159,3 +165,29 @@ def test_split_argument_errors() -> None:
     )
     with pytest.raises(ValueError, match="needs timestamps.*pairs"):
         split_interactions(no_time, "temporal")
+
+
+def pairs_by_part(split: Split) -> list[Counter]:
+    """The (raw user, raw item) pairs of each part, duplicates counted."""
+    return [Counter(zip(p.user_ids[p.users].tolist(), p.item_ids[p.items].tolist())) for p in split]
+
+
+@pytest.mark.parametrize("method", ["random", "global", "stratified"])
+def test_split_ignores_the_order_of_lines(tmp_path: Path, method: str) -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    rows = [
+        f"u{u},i{i},{r},{t}"
+        for u, i, r, t in zip(
+            rng.integers(0, 25, n),
+            rng.integers(0, 40, n),
+            rng.integers(1, 6, n),
+            rng.integers(0, 9, n),
+        )
+    ]
+    rows += rows[:30]  # exact duplicates too
+    original = write(tmp_path / "a.csv", "\n".join(rows) + "\n")
+    shuffled = write(tmp_path / "b.csv", "\n".join(rng.permutation(rows)) + "\n")
+    a = split_interactions(load_csv(original), method, seed=4)
+    b = split_interactions(load_csv(shuffled), method, seed=4)
+    assert pairs_by_part(a) == pairs_by_part(b)

@@ -53,7 +53,9 @@ def split_interactions(
 
     ``ratios`` are 2 (train, test) or 3 (train, valid, test) non-negative numbers with
     positive train; they are normalized to sum to 1. The parts partition ``data`` exactly
-    and keep its order within each part.
+    and keep its order within each part. The seeded shuffles see the interactions in a
+    canonical order (by user, item, timestamp, rating), so the same content split with the
+    same seed gives the same parts whatever the order of the lines in the file.
     """
     if not isinstance(data, InteractionTable):
         raise TypeError(
@@ -69,18 +71,7 @@ def split_interactions(
         part = _temporal_parts(data)
     else:
         fractions = _check_ratios(ratios if ratios is not None else _DEFAULT_RATIOS[method])
-        rng = np.random.default_rng(int(seed))
-        if method == "global":
-            groups = np.zeros(data.num_interactions, dtype=np.int64)
-        else:
-            groups = data.users
-        order, position, group, count = _shuffled_groups(groups, rng)
-        if method == "stratified":
-            part_sorted = _stratified_parts(position, group, count, fractions)
-        else:
-            part_sorted = _recbole_parts(position, group, count, fractions)
-        part = np.empty(data.num_interactions, dtype=np.int64)
-        part[order] = part_sorted
+        part = _shuffled_parts(data, method, fractions, np.random.default_rng(int(seed)))
     return Split(*(data.subset(np.flatnonzero(part == k)) for k in range(3)))
 
 
@@ -96,6 +87,32 @@ def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
     if len(values) == 2:
         values = np.array([values[0], 0.0, values[1]])
     return values / values.sum()
+
+
+def _shuffled_parts(
+    data: InteractionTable, method: str, fractions: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The part (0 train, 1 valid, 2 test) of every interaction for the shuffling methods
+    ``random``, ``global`` and ``stratified``; independent of the row order of ``data``."""
+    canonical = _canonical_order(data)  # (n,) rows in an order that only content decides
+    if method == "global":
+        groups = np.zeros(data.num_interactions, dtype=np.int64)
+    else:
+        groups = data.users[canonical]
+    order, position, group, count = _shuffled_groups(groups, rng)
+    if method == "stratified":
+        part_sorted = _stratified_parts(position, group, count, fractions)
+    else:
+        part_sorted = _recbole_parts(position, group, count, fractions)
+    part = np.empty(data.num_interactions, dtype=np.int64)
+    part[canonical[order]] = part_sorted
+    return part
+
+
+def _canonical_order(data: InteractionTable) -> np.ndarray:
+    """Rows sorted by user, item, timestamp and rating (stable, so duplicates stay)."""
+    keys = [k for k in (data.ratings, data.timestamps) if k is not None]
+    return np.lexsort((*keys, data.items, data.users))
 
 
 def _shuffled_groups(
