@@ -7,28 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_data_common import find_error, write
+from test_data_common import benchmark_dir, find_error
 
 from lightgcn_sparse.data import (
     DataFileError,
     detect_format,
+    load_benchmark,
     load_dataset,
     load_directory,
 )
-from lightgcn_sparse.data.formats.benchmark import load_benchmark
 
 #: The real split, next to the repository (never copied into it).
 GOWALLA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "gowalla"
-
-
-def benchmark_dir(root: Path, valid: str | None = None, **files: str) -> Path:
-    """A benchmark folder: user 3 and item 4 occur only in test.txt, user 2 has no items."""
-    directory = root / "bench"
-    write(directory / "train.txt", files.get("train", "0 1 2\n1 0 1 3\n2\n"))
-    write(directory / "test.txt", files.get("test", "0 3\n1 2\n3 4 0\n"))
-    if valid is not None:
-        write(directory / "valid.txt", valid)
-    return directory
 
 
 def test_ids_kept_and_catalogue_spans_all_files(tmp_path: Path) -> None:

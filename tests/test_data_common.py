@@ -87,6 +87,16 @@ def recbole_dir(tmp_path: Path) -> Path:
     return directory
 
 
+def benchmark_dir(root: Path, valid: str | None = None, **files: str) -> Path:
+    """A benchmark folder: user 3 and item 4 occur only in test.txt, user 2 has no items."""
+    directory = root / "bench"
+    write(directory / "train.txt", files.get("train", "0 1 2\n1 0 1 3\n2\n"))
+    write(directory / "test.txt", files.get("test", "0 3\n1 2\n3 4 0\n"))
+    if valid is not None:
+        write(directory / "valid.txt", valid)
+    return directory
+
+
 def find_error(excinfo: pytest.ExceptionInfo, *fragments: str) -> str:
     message = str(excinfo.value)
     for fragment in fragments:

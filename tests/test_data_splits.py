@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_data_common import write
+from test_data_common import benchmark_dir, write
 
 from lightgcn_sparse import data as D
 from lightgcn_sparse.data import (
     Interactions,
     Split,
+    default_split,
+    load_benchmark,
     load_csv,
     split_interactions,
 )
@@ -22,21 +24,25 @@ from lightgcn_sparse.data import (
 
 def synthetic(num_users: int = 40, num_items: int = 30, seed: int = 0) -> Interactions:
     """Users with 1..25 interactions; timestamps are unique ids of the interactions, with
-    some per-user ties in time broken by position."""
+    some per-user ties in time broken by position; about 20 % of the interactions are in
+    the test part of ``parts``, the rest in train."""
     rng = np.random.default_rng(seed)
     counts = rng.integers(1, 26, size=num_users)
     users = np.repeat(np.arange(num_users), counts)
     rng.shuffle(users)
     n = len(users)
+    items = rng.integers(0, num_items, size=n)
+    ratings = rng.integers(1, 6, size=n)
     return Interactions(
         users=users,
-        items=rng.integers(0, num_items, size=n),
+        items=items,
         num_users=num_users,
         num_items=num_items,
         user_ids=np.arange(num_users) + 100,
         item_ids=np.arange(num_items) + 1000,
-        ratings=rng.integers(1, 6, size=n),
+        ratings=ratings,
         timestamps=np.arange(n),  # identifies each interaction
+        parts=np.where(rng.random(n) < 0.2, 2, 0),
     )
 
 
@@ -150,6 +156,13 @@ def test_split_argument_errors() -> None:
         split_interactions(data, "random", ratios=(0, 0.5, 0.5))
     with pytest.raises(ValueError, match="ratios is not used"):
         split_interactions(data, "temporal", ratios=(0.8, 0.2))
+    with pytest.raises(ValueError, match="ratios is not used by method 'given'"):
+        split_interactions(data, "given", ratios=(0.8, 0.2))
+    with pytest.raises(ValueError, match="valid_fraction is only used by method 'given'"):
+        split_interactions(data, "random", valid_fraction=0.1)
+    for bad in (1, 1.5, -0.1, "0.1", True):
+        with pytest.raises(ValueError, match=r"valid_fraction must be a number in \[0, 1\)"):
+            split_interactions(data, "given", valid_fraction=bad)
     with pytest.raises(ValueError, match="seed"):
         split_interactions(data, "random", seed=-1)
     with pytest.raises(TypeError, match="data must be Interactions"):
@@ -191,3 +204,63 @@ def test_split_ignores_the_order_of_lines(tmp_path: Path, method: str) -> None:
     a = split_interactions(load_csv(original), method, seed=4)
     b = split_interactions(load_csv(shuffled), method, seed=4)
     assert pairs_by_part(a) == pairs_by_part(b)
+
+
+# ----------------------------------------------------------------------------- given
+
+
+def test_given_keeps_the_files_parts_and_carves_valid_from_train() -> None:
+    data = synthetic()
+    split = split_interactions(data, "given", seed=3)
+    np.testing.assert_array_equal(np.sort(split.test.timestamps), np.flatnonzero(data.parts == 2))
+    train_rows = np.sort(np.concatenate([split.train.timestamps, split.valid.timestamps]))
+    np.testing.assert_array_equal(train_rows, np.flatnonzero(data.parts == 0))
+    per_user_train = per_user(data.subset(data.parts == 0), data.num_users)
+    expected = np.array([recbole_counts(int(t), [0.9, 0.1]) for t in per_user_train])
+    got = np.stack([per_user(p, data.num_users) for p in split[:2]], axis=1)
+    np.testing.assert_array_equal(got, expected)
+    assert got[per_user_train == 1, 1].sum() == 0  # one train interaction: stays in train
+    assert got[per_user_train >= 2, 1].min() >= 1
+    other_seed = split_interactions(data, "given", seed=4)
+    assert not np.array_equal(split.valid.timestamps, other_seed.valid.timestamps)
+
+
+def test_given_valid_fraction() -> None:
+    data = synthetic()
+    none = split_interactions(data, "given", valid_fraction=0)
+    assert len(none.valid) == 0 and len(none.train) == int(np.sum(data.parts == 0))
+    half = split_interactions(data, "given", valid_fraction=0.5, seed=1)
+    per_user_train = per_user(data.subset(data.parts == 0), data.num_users)
+    expected = [recbole_counts(int(t), [0.5, 0.5])[1] for t in per_user_train]
+    assert per_user(half.valid, data.num_users).tolist() == expected
+
+
+def test_given_uses_valid_file(tmp_path: Path) -> None:
+    data = load_benchmark(benchmark_dir(tmp_path, valid="2 5\n0 4\n"))
+    train, valid, test = split_interactions(data, "given", seed=9)
+    assert sorted(zip(valid.users.tolist(), valid.items.tolist())) == [(0, 4), (2, 5)]
+    assert len(train) == 5 and len(test) == 4
+    with pytest.raises(ValueError, match="valid_fraction is not used when the files hold"):
+        split_interactions(data, "given", valid_fraction=0.2)
+
+
+def test_given_carve_out_ignores_line_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    lines = [f"{u} " + " ".join(map(str, rng.choice(50, 12, replace=False))) for u in range(30)]
+    test = "".join(f"{u} {u}\n" for u in range(30))
+    a = load_benchmark(benchmark_dir(tmp_path / "a", train="\n".join(lines), test=test))
+    shuffled = [" ".join([line.split()[0], *rng.permutation(line.split()[1:])]) for line in lines]
+    b = load_benchmark(
+        benchmark_dir(tmp_path / "b", train="\n".join(rng.permutation(shuffled)), test=test)
+    )
+    assert pairs_by_part(split_interactions(a, "given")) == pairs_by_part(
+        split_interactions(b, "given")
+    )
+
+
+def test_given_needs_parts_and_default_split(tmp_path: Path) -> None:
+    plain = load_csv(write(tmp_path / "p.csv", "1,2\n2,3\n"))
+    assert default_split(plain) == "random"
+    with pytest.raises(ValueError, match="method 'given' needs the train/test parts.*'random'"):
+        split_interactions(plain, "given")
+    assert default_split(load_benchmark(benchmark_dir(tmp_path))) == "given"

@@ -31,13 +31,14 @@ from .errors import (
     UnknownIdError,
 )
 from .formats import FORMATS, Format, detect_format, detect_formats, load_directory
+from .formats.benchmark import load_benchmark
 from .formats.delimited import load_csv
 from .formats.ml1m import load_ml1m
 from .formats.ml100k import load_ml100k
 from .formats.movielens_csv import load_movielens_csv
 from .formats.recbole import load_recbole
 from .resolve import find_recbole_ml100k, load_dataset
-from .splits import SPLIT_METHODS, Split, split_interactions
+from .splits import SPLIT_METHODS, Split, default_split, split_interactions
 from .table import Interactions, InteractionTable
 
 __all__ = [
@@ -58,10 +59,12 @@ __all__ = [
     "Split",
     "UnknownIdError",
     "default_cache_dir",
+    "default_split",
     "detect_format",
     "detect_formats",
     "download_dataset",
     "find_recbole_ml100k",
+    "load_benchmark",
     "load_csv",
     "load_dataset",
     "load_directory",

@@ -9,8 +9,10 @@ import numpy as np
 
 from .table import InteractionTable
 
-__all__ = ["SPLIT_METHODS", "Split", "split_interactions"]
-SPLIT_METHODS = ("random", "global", "stratified", "temporal")
+__all__ = ["SPLIT_METHODS", "Split", "default_split", "split_interactions"]
+
+SPLIT_METHODS = ("random", "global", "stratified", "temporal", "given")
+_DEFAULT_VALID_FRACTION = 0.1  # of each user's train interactions, for method "given"
 _DEFAULT_RATIOS = {
     "random": (0.8, 0.1, 0.1),
     "global": (0.8, 0.1, 0.1),
@@ -33,6 +35,7 @@ def split_interactions(
     *,
     ratios: Sequence[float] | None = None,
     seed: int = 0,
+    valid_fraction: float | None = None,
 ) -> Split:
     """Split ``data`` into train / valid / test, deterministically for a given ``seed``.
 
@@ -50,6 +53,12 @@ def split_interactions(
         ``"temporal"``: per user, sort by timestamp (ties by position in ``data``); the last
         interaction is test, the one before is valid. A user with 2 interactions gets no
         valid, a user with 1 keeps it in train. Needs timestamps; takes no ``ratios``.
+        ``"given"``: the parts the files fix (:attr:`InteractionTable.parts`, from the
+        ``benchmark`` format): train.txt is train, test.txt is test, valid.txt is valid. With
+        no valid.txt, ``valid_fraction`` (default 0.1) of each user's train interactions
+        become valid, chosen by ``seed`` and rounded as ``"random"`` does (a user with one
+        train interaction keeps it); ``valid_fraction=0`` keeps all of train. Takes no
+        ``ratios``.
 
     ``ratios`` are 2 (train, test) or 3 (train, valid, test) non-negative numbers with
     positive train; they are normalized to sum to 1. The parts partition ``data`` exactly
@@ -65,14 +74,63 @@ def split_interactions(
         raise ValueError(f"method must be one of {', '.join(SPLIT_METHODS)}; got {method!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int in [0, inf). Got {seed!r} instead.")
+    if method != "given" and valid_fraction is not None:
+        raise ValueError(f"valid_fraction is only used by method 'given'; got {valid_fraction!r}")
+    if method in ("temporal", "given") and ratios is not None:
+        raise ValueError(f"ratios is not used by method {method!r}; got {ratios!r}")
     if method == "temporal":
-        if ratios is not None:
-            raise ValueError(f"ratios is not used by method 'temporal'; got {ratios!r}")
         part = _temporal_parts(data)
+    elif method == "given":
+        part = _given_parts(data, valid_fraction, np.random.default_rng(int(seed)))
     else:
         fractions = _check_ratios(ratios if ratios is not None else _DEFAULT_RATIOS[method])
         part = _shuffled_parts(data, method, fractions, np.random.default_rng(int(seed)))
     return Split(*(data.subset(np.flatnonzero(part == k)) for k in range(3)))
+
+
+def default_split(data: InteractionTable) -> str:
+    """The split method that suits ``data``: ``"given"`` when its files fix the parts
+    (:attr:`InteractionTable.parts` is set), else ``"random"``."""
+    return "given" if data.parts is not None else "random"
+
+
+def _given_parts(
+    data: InteractionTable, valid_fraction: float | None, rng: np.random.Generator
+) -> np.ndarray:
+    if data.parts is None:
+        others = ", ".join(repr(m) for m in SPLIT_METHODS if m != "given")
+        raise ValueError(
+            f"method 'given' needs the train/test parts that the files fix (the benchmark "
+            f"format's train.txt and test.txt), but {data.name or 'this dataset'} has none; "
+            f"use one of {others}"
+        )
+    part = data.parts.astype(np.int64)
+    if np.any(part == 1):
+        if valid_fraction is not None:
+            raise ValueError(
+                f"valid_fraction is not used when the files hold a valid part (valid.txt); "
+                f"got {valid_fraction!r}"
+            )
+        return part
+    fraction = _check_fraction(valid_fraction)
+    if fraction == 0:
+        return part
+    train = np.flatnonzero(part == 0)
+    fractions = np.array([1.0 - fraction, fraction, 0.0])
+    carved = _shuffled_parts(data.subset(train), "random", fractions, rng)
+    part[train[carved == 1]] = 1
+    return part
+
+
+def _check_fraction(valid_fraction: float | None) -> float:
+    if valid_fraction is None:
+        return _DEFAULT_VALID_FRACTION
+    number = isinstance(valid_fraction, (int, float, np.number))
+    if isinstance(valid_fraction, bool) or not number or not 0 <= valid_fraction < 1:
+        raise ValueError(
+            f"valid_fraction must be a number in [0, 1). Got {valid_fraction!r} instead."
+        )
+    return float(valid_fraction)
 
 
 def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
