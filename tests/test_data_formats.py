@@ -208,3 +208,32 @@ def test_find_recbole_does_not_import_it() -> None:
         pytest.skip("recbole not installed")
     assert (found / "ml-100k.inter").is_file()
     assert "recbole" not in sys.modules
+
+
+def test_loaders_record_files_and_format(
+    ml100k_dir: Path, ml1m_dir: Path, csv_dir: Path, recbole_dir: Path, tmp_path: Path
+) -> None:
+    cases = [
+        (load_ml100k(ml100k_dir), "ml-100k", [ml100k_dir / "u.data", ml100k_dir / "u.item"]),
+        (load_ml1m(ml1m_dir), "ml-1m", [ml1m_dir / "ratings.dat", ml1m_dir / "movies.dat"]),
+        (
+            load_movielens_csv(csv_dir),
+            "movielens-csv",
+            [csv_dir / "ratings.csv", csv_dir / "movies.csv"],
+        ),
+        (
+            load_recbole(recbole_dir),
+            "recbole",
+            [recbole_dir / "toy.inter", recbole_dir / "toy.item"],
+        ),
+        (load_csv(write(tmp_path / "p.csv", "1,2\n")), "delimited", [tmp_path / "p.csv"]),
+    ]
+    for data, fmt, files in cases:
+        assert data.format == fmt and data.source == tuple(map(str, files))
+    (ml100k_dir / "u.item").unlink()
+    assert load_ml100k(ml100k_dir).source == (str(ml100k_dir / "u.data"),)
+
+
+def test_loaders_take_one_of_their_files(ml100k_dir: Path, recbole_dir: Path) -> None:
+    assert load_ml100k(ml100k_dir / "u.item").num_interactions == 5
+    assert load_recbole(recbole_dir / "toy.item").name == "toy"

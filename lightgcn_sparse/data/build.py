@@ -47,11 +47,15 @@ def build_table(
     *,
     meta: pd.DataFrame | None,
     name: str,
-    source: Path,
+    files: Sequence[Path],
+    fmt: str,
     min_rating: float | None,
 ) -> InteractionTable:
-    """Filter by ``min_rating``, number users and items from 0 in sorted raw-id order."""
-    users, items, ratings, timestamps = filter_min_rating(events, min_rating, source)
+    """Filter by ``min_rating``, number users and items from 0 in sorted raw-id order.
+
+    ``files`` are the files read (the events' file first) and ``fmt`` their format's name.
+    """
+    users, items, ratings, timestamps = filter_min_rating(events, min_rating, files[0])
     user_codes, user_ids = pd.factorize(users, sort=True)
     item_codes, item_ids = pd.factorize(items, sort=True)
     user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
@@ -66,7 +70,8 @@ def build_table(
         timestamps=timestamps,
         items_meta=_align_meta(meta, item_ids),
         name=name,
-        source=str(source),
+        source=tuple(files),
+        format=fmt,
     )
 
 

@@ -17,11 +17,17 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .catalog import CHECKSUMS, DATASETS, cache_root, dataset_url
+from .catalog import CATALOG, CHECKSUMS, DATASETS, NamedDataset, cache_root
 from .errors import DownloadError
-from .formats import detect_format
+from .formats import detect_formats
 
-__all__ = ["download_dataset"]
+__all__ = ["download_dataset", "holds"]
+
+
+def holds(folder: Path, dataset: NamedDataset) -> list[str]:
+    """The formats of ``dataset`` that ``folder`` holds, preferred first."""
+    found = detect_formats(folder)
+    return [name for name in dataset.formats if name in found]
 
 
 def download_dataset(
@@ -33,49 +39,73 @@ def download_dataset(
     progress: bool = True,
     timeout: float = 60.0,
 ) -> Path:
-    """Download ``<base_url>/<name>.zip``, check its SHA-256, extract it into the cache and
-    return ``<cache>/<name>``.
+    """Download the files of the named dataset ``name`` into the cache and return the
+    folder ``<cache>/<name>`` (at once if it already holds the dataset).
 
-    The zip is written to a temporary file and moved into place with :func:`os.replace`
-    only once verified; a partial or mismatching download is deleted. Extraction refuses
-    absolute paths, ``..`` and links. ``verify=False`` skips the checksum (for mirrors).
+    Each file is written to a temporary file and moved into place with :func:`os.replace`
+    only once verified; a partial or mismatching download is deleted, and the folder
+    appears only when complete. The first file is checked against :data:`CHECKSUMS`
+    (``verify=False`` skips that, for mirrors). A ``.zip`` is extracted, refusing absolute
+    paths, ``..`` and links.
     """
-    if name not in DATASETS:
+    if name not in CATALOG:
         raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
+    dataset = CATALOG[name]
     root = cache_root(cache_dir)
     target = root / name
-    if detect_format(target) is not None:
+    if holds(target, dataset):
         return target
     digest, size = CHECKSUMS.get(name, (None, None))
+    first = PurePosixPath(dataset.files[0]).name
     if verify and digest is None:
-        raise DownloadError(f"no known SHA-256 for {name}.zip; pass verify=False to skip the check")
-    url = dataset_url(name, base_url)
+        raise DownloadError(f"no known SHA-256 for {first}; pass verify=False to skip the check")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DownloadError(f"cannot create the cache directory {root} ({err})") from err
-    archive = root / f"{name}.zip"
-    if not (archive.is_file() and verify and _sha256(archive) == digest):
-        handle, part = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip.part", dir=root)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                got = _fetch(url, out, progress=progress, timeout=timeout, label=f"{name}.zip")
-            if verify and size is not None and got[1] != size:
-                raise DownloadError(
-                    f"downloaded {got[1]} bytes, expected {size}; the file was deleted"
-                )
-            if verify and got[0] != digest:
-                raise DownloadError(
-                    f"SHA-256 mismatch: expected {digest}, got {got[0]}; the file was deleted"
-                )
-            os.replace(part, archive)
-        finally:
-            Path(part).unlink(missing_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
-        _extract(archive, root, name)
+        for i, (file, url) in enumerate(zip(dataset.files, dataset.urls(base_url))):
+            expected = (digest, size) if verify and i == 0 else (None, None)
+            label = file if len(dataset.files) > 1 else ""
+            _download(url, scratch / PurePosixPath(file).name, expected, progress, timeout, label)
+        source = _extract(scratch / first, name) if first.endswith(".zip") else scratch
+        if not holds(source, dataset):
+            raise DownloadError(f"{first} holds no {name} data files")
+        _install(source, target)
     finally:
-        archive.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def _download(
+    url: str,
+    dest: Path,
+    expected: tuple[str | None, int | None],
+    progress: bool,
+    timeout: float,
+    label: str,
+) -> None:
+    """Fetch ``url`` into ``dest`` via a temporary file, checking ``(sha256, size)`` where
+    known; errors start with ``label`` when it is not empty."""
+    digest, size = expected
+    handle, part = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            got = _fetch(url, out, progress=progress, timeout=timeout, label=label or dest.name)
+        if size is not None and got[1] != size:
+            raise DownloadError(f"downloaded {got[1]} bytes, expected {size}; the file was deleted")
+        if digest is not None and got[0] != digest:
+            raise DownloadError(
+                f"SHA-256 mismatch: expected {digest}, got {got[0]}; the file was deleted"
+            )
+        os.replace(part, dest)
+    except DownloadError as err:
+        if not label:
+            raise
+        raise DownloadError(f"{label}: {err}") from err
+    finally:
+        Path(part).unlink(missing_ok=True)
 
 
 def _sha256(path: Path) -> str:
@@ -139,32 +169,27 @@ def _show_progress(label: str, received: int, total: int | None, end: bool = Fal
     sys.stderr.flush()
 
 
-def _extract(archive: Path, root: Path, name: str) -> Path:
-    """Extract ``archive`` safely into ``root/name`` via a temporary directory."""
-    target = root / name
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+def _extract(archive: Path, name: str) -> Path:
+    """Extract ``archive`` safely beside itself; return the folder holding the data (its
+    ``<name>/`` folder if it has one)."""
+    scratch = Path(tempfile.mkdtemp(prefix=".extracted-", dir=archive.parent))
     try:
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
-                    _check_member(info, archive)
-                zf.extractall(scratch)
-        except zipfile.BadZipFile as err:
-            raise DownloadError(f"{archive.name} is not a valid zip file ({err})") from err
-        source = scratch / name if (scratch / name).is_dir() else scratch
-        if detect_format(source) is None:
-            raise DownloadError(f"{archive.name} holds no {name} data files")
-        if target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
-        if target.exists():
-            raise DownloadError(f"{target} exists but holds no dataset; remove it and retry")
-        if source == scratch:
-            os.replace(scratch, target)
-        else:
-            os.replace(source, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                _check_member(info, archive)
+            zf.extractall(scratch)
+    except zipfile.BadZipFile as err:
+        raise DownloadError(f"{archive.name} is not a valid zip file ({err})") from err
+    return scratch / name if (scratch / name).is_dir() else scratch
+
+
+def _install(source: Path, target: Path) -> None:
+    """Move the complete folder ``source`` to ``target`` (which may be an empty folder)."""
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    if target.exists():
+        raise DownloadError(f"{target} exists but holds no dataset; remove it and retry")
+    os.replace(source, target)
 
 
 def _check_member(info: zipfile.ZipInfo, archive: Path) -> None:

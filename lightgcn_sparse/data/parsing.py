@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,6 +19,7 @@ __all__ = [
     "Events",
     "check_file",
     "expect_header",
+    "folder_of",
     "is_number",
     "numeric",
     "rating_events",
@@ -40,6 +42,12 @@ class Events(NamedTuple):
     items: np.ndarray  # raw item ids, int64 or str
     ratings: np.ndarray | None = None  # float32
     timestamps: np.ndarray | None = None  # int64
+
+
+def folder_of(path: str | os.PathLike) -> Path:
+    """The folder of a dataset given as the folder itself or as one of its files."""
+    path = Path(path)
+    return path.parent if path.is_file() else path
 
 
 def check_file(path: Path) -> Path:
@@ -133,11 +141,11 @@ def read_table(
     return frame
 
 
-def expect_header(frame: pd.DataFrame, names: Sequence[str], path: Path) -> None:
-    """Raise unless the columns of ``frame`` are exactly ``names``."""
+def expect_header(frame: pd.DataFrame, names: Sequence[str], path: Path, hint: str = "") -> None:
+    """Raise unless the columns of ``frame`` are exactly ``names``; ``hint`` ends the message."""
     found = [str(c).strip() for c in frame.columns]
     if found != list(names):
-        raise DataFileError(f"{path}: header is {found}, expected {list(names)}")
+        raise DataFileError(f"{path}: header is {found}, expected {list(names)}{hint}")
 
 
 def _count(low: int, high: int) -> str:

@@ -9,12 +9,17 @@ import os
 from pathlib import Path, PurePosixPath
 
 from .build import check_min_rating
-from .catalog import DATASETS, MIRROR_ENV, cache_root, dataset_url
-from .download import download_dataset
-from .errors import DatasetNotFoundError, DownloadError
-from .formats import detect_format, load_directory, looked_for
-from .formats.delimited import load_csv
-from .formats.recbole import load_recbole
+from .catalog import CATALOG, DATASETS, NamedDataset, cache_root
+from .download import download_dataset, holds
+from .errors import DataFileError, DatasetNotFoundError, DownloadError
+from .formats import (
+    FORMATS,
+    describe_formats,
+    detect_formats,
+    load_directory,
+    load_file,
+    looked_for,
+)
 from .table import InteractionTable
 
 __all__ = ["find_recbole_ml100k", "load_dataset"]
@@ -61,86 +66,153 @@ def load_dataset(
     verify: bool = True,
     progress: bool = True,
 ) -> InteractionTable:
-    """Load a MovieLens dataset by name (one of :data:`DATASETS`) or from a path.
+    """Load a dataset by name (one of :data:`DATASETS`) or from a path.
 
-    A known name is looked for, in order, in: ``data_dir`` (or ``data_dir/<name>``), the
-    cache ``<cache_dir>/<name>`` (see :func:`default_cache_dir`), the ml-100k copy inside
-    an installed ``recbole`` (ml-100k only), then downloaded into the cache when
-    ``download`` is true. A file that is found but malformed raises :class:`DataFileError`
-    at once. If every source fails, :class:`DatasetNotFoundError` lists each one and why.
-    A path that is not a known name is loaded directly: a directory with
-    :func:`load_directory`, a ``.inter`` file with :func:`load_recbole`, any other file
-    with :func:`load_csv`.
+    A name implies the formats a copy of it may be in (``ml-100k``: ``u.data`` or RecBole's
+    ``ml-100k.inter``; ``ml-1m``: ``ratings.dat``; ``ml-latest-small`` and ``ml-25m``:
+    ``ratings.csv``), and a folder holding another format raises :class:`DataFileError`
+    saying what it holds. An explicit ``data_dir`` is the only place looked at (itself and
+    ``data_dir/<name>``). Without one, the name is looked for in the cache
+    ``<cache_dir>/<name>`` (see :func:`default_cache_dir`), the ml-100k copy inside an
+    installed ``recbole`` (ml-100k only), then downloaded into the cache when ``download``
+    is true. A file that is found but malformed raises :class:`DataFileError` at once. If
+    every place fails, :class:`DatasetNotFoundError` lists each one and why.
+
+    A path that is not a known name is loaded directly: a folder with
+    :func:`load_directory` (it must hold one format only), a file with :func:`load_file`.
     """
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"name must be a dataset name or a path, got {name!r}")
     min_rating = check_min_rating(min_rating)
-    if str(name) not in DATASETS:
+    if str(name) not in CATALOG:
+        if data_dir is not None:
+            raise ValueError(
+                f"data_dir is only used with a dataset name ({', '.join(DATASETS)}); got the "
+                f"path {str(name)!r} and data_dir {str(data_dir)!r}: pass one of them"
+            )
         return _load_path(Path(name), min_rating)
-    name = str(name)
-    attempts: list[str] = []
-    places: list[tuple[str, Path]] = []
+    dataset = CATALOG[str(name)]
     if data_dir is not None:
-        places += [("data_dir", Path(data_dir) / name), ("data_dir", Path(data_dir))]
+        return _load_from_data_dir(dataset, Path(data_dir), min_rating)
+    attempts: list[str] = []
     root = cache_root(cache_dir)
-    places.append(("cache", root / name))
-    for label, directory in places:
-        if detect_format(directory) is not None:
-            return _named(load_directory(directory, min_rating=min_rating), name)
-        if directory.is_dir():
-            why = f"no {_or_list(looked_for())} file"
-        else:
-            why = "no such directory"
-        attempts.append(f"{label} {directory}: {why}")
-    if name == "ml-100k":
-        found, why = find_recbole_ml100k()
-        if found is not None:
-            return _named(load_recbole(found, "ml-100k", min_rating=min_rating), name)
+    found = _look_in(dataset, "cache", root / dataset.name, attempts, min_rating)
+    if found is not None:
+        return found
+    if dataset.name == "ml-100k":
+        copy, why = find_recbole_ml100k()
+        if copy is not None:
+            return _load_named(dataset, copy, "recbole", min_rating)
         attempts.append(f"recbole package copy: {why}")
     cause: BaseException | None = None
-    url = dataset_url(name, base_url)
+    urls = " and ".join(dataset.urls(base_url))
     if download:
         try:
             target = download_dataset(
-                name, cache_dir=root, base_url=base_url, verify=verify, progress=progress
+                dataset.name, cache_dir=root, base_url=base_url, verify=verify, progress=progress
             )
         except DownloadError as err:
-            attempts.append(f"download {url}: {err}")
+            attempts.append(f"download {urls}: {err}")
             cause = err
         else:
-            return _named(load_directory(target, min_rating=min_rating), name)
+            return _load_named(dataset, target, holds(target, dataset)[0], min_rating)
     else:
-        attempts.append(f"download {url}: disabled (download=False)")
-    fixes = ["pass data_dir (--data-dir) pointing at the extracted files"]
-    if name == "ml-100k":
+        attempts.append(f"download {urls}: disabled (download=False)")
+    fixes = [f"pass data_dir (--data-dir) pointing at the {_markers(dataset)} of {dataset.name}"]
+    if dataset.name == "ml-100k":
         fixes.append("install the bundled copy with `pip install --no-deps recbole==1.2.1`")
     if download:
         fixes.append(
-            f"check the network, set {MIRROR_ENV} to a mirror, or fetch {url} yourself and "
-            f"unzip it into {root}"
+            f"check the network, set {dataset.mirror_env} to a mirror, or fetch {urls} "
+            f"yourself into {root / dataset.name}"
         )
     else:
         fixes.append("allow the download (download=True)")
+    raise DatasetNotFoundError(_not_found(dataset.name, attempts, fixes), attempts) from cause
+
+
+def _load_from_data_dir(
+    dataset: NamedDataset, data_dir: Path, min_rating: float | None
+) -> InteractionTable:
+    """``data_dir/<name>`` or ``data_dir`` itself, and nowhere else."""
+    if not data_dir.exists():
+        raise DatasetNotFoundError(
+            f"data_dir {data_dir} does not exist; an explicit data_dir is the only place "
+            f"looked at, so fix the path, or drop data_dir (--data-dir) to use the cache or "
+            "a download",
+            [f"data_dir {data_dir}: no such directory"],
+        )
+    if not data_dir.is_dir():
+        raise DataFileError(
+            f"data_dir {data_dir} is a file, not a folder; to read that file, pass it as the "
+            f"dataset instead of {dataset.name!r}"
+        )
+    attempts: list[str] = []
+    for folder in (data_dir / dataset.name, data_dir):
+        found = _look_in(dataset, "data_dir", folder, attempts, min_rating)
+        if found is not None:
+            return found
+    fixes = [
+        f"put the {_markers(dataset)} of {dataset.name} in {data_dir}",
+        "drop data_dir (--data-dir) to use the cache or a download",
+    ]
+    raise DatasetNotFoundError(_not_found(dataset.name, attempts, fixes), attempts)
+
+
+def _look_in(
+    dataset: NamedDataset,
+    label: str,
+    folder: Path,
+    attempts: list[str],
+    min_rating: float | None,
+) -> InteractionTable | None:
+    """The dataset from ``folder`` if it holds one of its formats; ``None`` (and a line in
+    ``attempts``) if it holds none; a :class:`DataFileError` if it holds another format."""
+    usable = holds(folder, dataset)
+    if usable:
+        return _load_named(dataset, folder, usable[0], min_rating)
+    found = detect_formats(folder)
+    if found:
+        fix = (
+            f"point data_dir (--data-dir) at a copy of {dataset.name}"
+            if label == "data_dir"
+            else f"remove {folder} so that {dataset.name} is downloaded again"
+        )
+        raise DataFileError(
+            f"{folder}: holds {describe_formats(found)}, but dataset {dataset.name!r} comes "
+            f"as {_or_list([describe_formats([n]) for n in dataset.formats])}; {fix}, or pass "
+            f"{folder} itself as the dataset to load what it holds"
+        )
+    why = f"no {_markers(dataset)} file" if folder.is_dir() else "no such directory"
+    attempts.append(f"{label} {folder}: {why}")
+    return None
+
+
+def _load_named(
+    dataset: NamedDataset, folder: Path, fmt: str, min_rating: float | None
+) -> InteractionTable:
+    table = FORMATS[fmt].load(folder, min_rating=min_rating)
+    return dataclasses.replace(table, name=dataset.name)
+
+
+def _markers(dataset: NamedDataset) -> str:
+    return _or_list(looked_for(dataset.formats))
+
+
+def _not_found(name: str, attempts: list[str], fixes: list[str]) -> str:
     lines = "\n".join(f"  {i}. {a}" for i, a in enumerate(attempts, 1))
-    message = f"Could not find dataset {name!r}. Tried:\n{lines}\nTo fix: " + "; or ".join(fixes)
-    raise DatasetNotFoundError(message, attempts) from cause
+    return f"Could not find dataset {name!r}. Tried:\n{lines}\nTo fix: " + "; or ".join(fixes)
 
 
 def _or_list(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _named(data: InteractionTable, name: str) -> InteractionTable:
-    return dataclasses.replace(data, name=name)
-
-
 def _load_path(path: Path, min_rating: float | None) -> InteractionTable:
     if path.is_dir():
         return load_directory(path, min_rating=min_rating)
     if path.is_file():
-        if path.suffix == ".inter":
-            return load_recbole(path.parent, path.stem, min_rating=min_rating)
-        return load_csv(path, min_rating=min_rating)
+        return load_file(path, min_rating=min_rating)
     raise DatasetNotFoundError(
         f"{str(path)!r} is neither a known dataset ({', '.join(DATASETS)}) nor an existing "
         "file or directory",

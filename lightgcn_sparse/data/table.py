@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import cached_property
 from typing import Any
 
@@ -31,6 +32,8 @@ class InteractionTable:
 
     ``parts`` records which file of a pre-split dataset each interaction came from (0 train,
     1 valid, 2 test; see the ``benchmark`` format); it is ``None`` for other formats.
+    ``source`` lists the files read and ``format`` names their format in the registry
+    (:data:`lightgcn_sparse.data.FORMATS`).
 
     Shapes:
         users, items, ratings, timestamps, parts: ``(num_interactions,)``;
@@ -49,10 +52,14 @@ class InteractionTable:
     timestamps: np.ndarray | None = None  # (n,) int64, seconds since the epoch
     items_meta: pd.DataFrame | None = None  # num_items rows: title, year, genres
     name: str = ""
-    source: str = ""  # where the data was read from
+    source: tuple[str, ...] = ()  # the files read (a str is taken as one path)
     parts: np.ndarray | None = None  # (n,) int8: 0 train, 1 valid, 2 test, as the files say
+    format: str = ""  # registry name of the format read, e.g. "ml-100k"
 
     def __post_init__(self) -> None:
+        source = self.source
+        paths = [source] if isinstance(source, (str, os.PathLike)) else list(source or ())
+        object.__setattr__(self, "source", tuple(str(p) for p in paths if str(p)))
         for arg in ("num_users", "num_items"):
             value = getattr(self, arg)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

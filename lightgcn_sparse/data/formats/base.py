@@ -30,6 +30,11 @@ class Format:
             return False
         return all(any(p.is_file() for p in folder.glob(m)) for m in self.markers)
 
+    def first_file(self, folder: Path) -> Path:
+        """The file of ``folder`` that matches the first marker (the file to name when
+        asking a user to pick this format)."""
+        return min(p for p in folder.glob(self.markers[0]) if p.is_file())
+
     @property
     def looked_for(self) -> str:
         """The markers as a phrase, e.g. ``"train.txt + test.txt"``."""

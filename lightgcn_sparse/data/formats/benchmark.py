@@ -16,37 +16,38 @@ import numpy as np
 
 from ..build import check_min_rating, filter_min_rating
 from ..errors import DataFileError
-from ..parsing import Events, check_file
+from ..parsing import Events, check_file, folder_of
 from ..table import InteractionTable
 from .base import Format
 
 __all__ = ["FORMAT", "PART_FILES", "load_benchmark", "read_user_lines"]
 
+NAME = "benchmark"
 #: The file of each part, with its value in :attr:`InteractionTable.parts`.
 PART_FILES = (("train.txt", 0), ("valid.txt", 1), ("test.txt", 2))
 _OPTIONAL = ("valid.txt",)
 _MAX_DIGITS = 18  # every id of at most 18 digits fits in int64
 
 
-def load_benchmark(
-    directory: str | os.PathLike, *, min_rating: float | None = None
-) -> InteractionTable:
-    """``train.txt``, ``valid.txt`` (if present) and ``test.txt`` of ``directory``, with
-    :attr:`InteractionTable.parts` saying which file each interaction came from.
+def load_benchmark(path: str | os.PathLike, *, min_rating: float | None = None) -> InteractionTable:
+    """``train.txt``, ``valid.txt`` (if present) and ``test.txt`` of the folder ``path`` (or
+    of the folder of the file ``path``), with :attr:`InteractionTable.parts` saying which
+    file each interaction came from.
 
     ``user_ids`` is ``arange(num_users)`` and ``item_ids`` is ``arange(num_items)``, where
     ``num_users`` / ``num_items`` are one more than the largest id in any file. There are
     no ratings, so ``min_rating`` must be ``None``.
     """
-    directory = Path(directory)
+    directory = folder_of(path)
     min_rating = check_min_rating(min_rating)
-    users, items, parts = [], [], []
+    users, items, parts, files = [], [], [], []
     num_users = num_items = 0
     for filename, part in PART_FILES:
-        path = directory / filename
-        if filename in _OPTIONAL and not path.exists():
+        file = directory / filename
+        if filename in _OPTIONAL and not file.exists():
             continue
-        line_users, user, item = read_user_lines(path)
+        line_users, user, item = read_user_lines(file)
+        files.append(file)
         num_users = max(num_users, int(line_users.max()) + 1)
         num_items = max(num_items, int(item.max()) + 1 if len(item) else 0)
         users.append(user)
@@ -64,8 +65,9 @@ def load_benchmark(
         user_ids=np.arange(num_users, dtype=np.int64),
         item_ids=np.arange(num_items, dtype=np.int64),
         name=directory.name,
-        source=str(directory),
+        source=tuple(files),
         parts=np.concatenate(parts),
+        format=NAME,
     )
 
 
@@ -140,7 +142,7 @@ def _line_number(raw: bytes, at: int) -> int:
 
 
 FORMAT = Format(
-    name="benchmark",
+    name=NAME,
     markers=("train.txt", "test.txt"),
     load=load_benchmark,
     description="graph-CF benchmark (LightGCN, NGCF): train.txt, test.txt, optional valid.txt",

@@ -15,6 +15,8 @@ from .base import Format
 
 __all__ = ["FORMAT", "load_csv"]
 
+NAME = "delimited"
+
 _HEADER_NAMES = {
     "user", "users", "userid", "user_id", "item", "items", "itemid", "item_id", "movie",
     "movieid", "movie_id", "rating", "ratings", "score", "timestamp", "time", "ts",
@@ -62,7 +64,7 @@ def load_csv(
         stamps = numeric(frame, columns[3], "timestamp", path, first_line, integer=True)
     events = Events(users, items, ratings, stamps)
     return build_table(
-        events, meta=None, name=name or path.stem, source=path, min_rating=min_rating
+        events, meta=None, name=name or path.stem, files=[path], fmt=NAME, min_rating=min_rating
     )
 
 
@@ -79,7 +81,7 @@ def _infer_header(path: Path, sep: str) -> bool:
 
 
 FORMAT = Format(
-    name="delimited",
+    name=NAME,
     markers=(),
     load=load_csv,
     description="any delimited file of user,item[,rating[,timestamp]] (header inferred)",

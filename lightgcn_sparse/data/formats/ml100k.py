@@ -11,11 +11,13 @@ import pandas as pd
 
 from ..build import build_table, check_min_rating, make_meta
 from ..errors import DataFileError
-from ..parsing import rating_events, read_table, read_text
+from ..parsing import folder_of, rating_events, read_table, read_text
 from ..table import InteractionTable
 from .base import Format
 
 __all__ = ["FORMAT", "ML100K_GENRES", "load_ml100k"]
+
+NAME = "ml-100k"
 
 #: Genre names of ml-100k's 19 flag columns, used when ``u.genre`` is absent.
 ML100K_GENRES = (
@@ -25,21 +27,21 @@ ML100K_GENRES = (
 )  # fmt: skip
 
 
-def load_ml100k(
-    directory: str | os.PathLike, *, min_rating: float | None = None
-) -> InteractionTable:
+def load_ml100k(path: str | os.PathLike, *, min_rating: float | None = None) -> InteractionTable:
     """MovieLens 100K as published: ``u.data`` (tab-separated ``user item rating time``),
-    ``u.item`` (``|``-separated, latin-1, 19 genre flags) and optionally ``u.genre``."""
-    directory = Path(directory)
+    ``u.item`` (``|``-separated, latin-1, 19 genre flags) and optionally ``u.genre``.
+    ``path`` is their folder or one of the files in it."""
+    directory = folder_of(path)
     min_rating = check_min_rating(min_rating)
-    path = directory / "u.data"
-    frame = read_table(path, sep="\t", columns=4, header=False, quoting=csv.QUOTE_NONE)
-    events = rating_events(frame, ("user id", "item id", "rating", "timestamp"), path, 1)
-    meta = None
-    if (directory / "u.item").exists():
-        meta = _read_u_item(directory / "u.item", _read_u_genre(directory / "u.genre"))
+    data_file, item_file, genre_file = (directory / f for f in ("u.data", "u.item", "u.genre"))
+    frame = read_table(data_file, sep="\t", columns=4, header=False, quoting=csv.QUOTE_NONE)
+    events = rating_events(frame, ("user id", "item id", "rating", "timestamp"), data_file, 1)
+    files, meta = [data_file], None
+    if item_file.exists():
+        meta = _read_u_item(item_file, _read_u_genre(genre_file))
+        files += [f for f in (item_file, genre_file) if f.exists()]
     return build_table(
-        events, meta=meta, name=directory.name, source=directory, min_rating=min_rating
+        events, meta=meta, name=directory.name, files=files, fmt=NAME, min_rating=min_rating
     )
 
 
@@ -93,7 +95,7 @@ def _read_u_item(path: Path, genres: Sequence[str]) -> pd.DataFrame:
 
 
 FORMAT = Format(
-    name="ml-100k",
+    name=NAME,
     markers=("u.data",),
     load=load_ml100k,
     description="MovieLens 100K: u.data (tab-separated), u.item and u.genre",

@@ -11,19 +11,21 @@ import pandas as pd
 
 from ..build import build_table, check_min_rating, clean_genres, make_meta
 from ..errors import DataFileError
-from ..parsing import check_file, rating_events, read_table, read_text
+from ..parsing import check_file, folder_of, rating_events, read_table, read_text
 from ..table import InteractionTable
 from .base import Format
 
 __all__ = ["FORMAT", "load_ml1m"]
 
+NAME = "ml-1m"
 
-def load_ml1m(directory: str | os.PathLike, *, min_rating: float | None = None) -> InteractionTable:
+
+def load_ml1m(path: str | os.PathLike, *, min_rating: float | None = None) -> InteractionTable:
     """MovieLens 1M as published: ``ratings.dat`` and ``movies.dat`` (``::``-separated,
-    latin-1, no header)."""
-    directory = Path(directory)
+    latin-1, no header). ``path`` is their folder or one of the files in it."""
+    directory = folder_of(path)
     min_rating = check_min_rating(min_rating)
-    path = directory / "ratings.dat"
+    path, movies = directory / "ratings.dat", directory / "movies.dat"
     raw = check_file(path).read_bytes().replace(b"::", b"\t")
     frame = read_table(
         path,
@@ -35,11 +37,11 @@ def load_ml1m(directory: str | os.PathLike, *, min_rating: float | None = None) 
         sep_label="::",
     )
     events = rating_events(frame, ("user id", "movie id", "rating", "timestamp"), path, 1)
-    meta = None
-    if (directory / "movies.dat").exists():
-        meta = _read_movies_dat(directory / "movies.dat")
+    files, meta = [path], None
+    if movies.exists():
+        meta, files = _read_movies_dat(movies), [path, movies]
     return build_table(
-        events, meta=meta, name=directory.name, source=directory, min_rating=min_rating
+        events, meta=meta, name=directory.name, files=files, fmt=NAME, min_rating=min_rating
     )
 
 
@@ -65,7 +67,7 @@ def _read_movies_dat(path: Path) -> pd.DataFrame:
 
 
 FORMAT = Format(
-    name="ml-1m",
+    name=NAME,
     markers=("ratings.dat",),
     load=load_ml1m,
     description="MovieLens 1M: ratings.dat and movies.dat ('::'-separated)",

@@ -11,17 +11,19 @@ import pandas as pd
 
 from ..build import build_table, check_min_rating, clean_genres, make_meta
 from ..errors import DataFileError, MissingDataFileError
-from ..parsing import Events, check_file, numeric, read_table, tokens
+from ..parsing import Events, check_file, folder_of, numeric, read_table, tokens
 from ..table import InteractionTable
 from .base import Format
 
 __all__ = ["FORMAT", "load_recbole"]
 
+NAME = "recbole"
+
 _RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
 
 
 def load_recbole(
-    directory: str | os.PathLike,
+    path: str | os.PathLike,
     name: str | None = None,
     *,
     min_rating: float | None = None,
@@ -31,13 +33,14 @@ def load_recbole(
     Header fields are ``name:type`` in any order; ``user_id`` and ``item_id`` are required,
     ``rating`` and ``timestamp`` are used when present. ``<name>.item`` supplies
     ``movie_title``, ``release_year`` and ``class`` (or ``genre``; space-separated).
-    ``name`` defaults to the directory name, or the only ``*.inter`` file in it.
+    ``path`` is their folder or one of the files in it. ``name`` defaults to the stem of
+    that file, else the folder's name, else the only ``*.inter`` file in the folder.
     """
-    directory = Path(directory)
+    directory = folder_of(path)
     min_rating = check_min_rating(min_rating)
     if name is None:
-        name = _recbole_name(directory)
-    path = directory / f"{name}.inter"
+        name = Path(path).stem if Path(path).is_file() else _recbole_name(directory)
+    path, item_file = directory / f"{name}.inter", directory / f"{name}.item"
     fields = _recbole_header(path)
     for required in ("user_id", "item_id"):
         if required not in fields:
@@ -54,11 +57,11 @@ def load_recbole(
         stamps = np.floor(numeric(frame, "timestamp", "timestamp", path, 2, integer=False))
         stamps = stamps.astype(np.int64)
     del frame
-    meta = None
-    if (directory / f"{name}.item").exists():
-        meta = _read_recbole_item(directory / f"{name}.item")
+    files, meta = [path], None
+    if item_file.exists():
+        meta, files = _read_recbole_item(item_file), [path, item_file]
     events = Events(users, items, ratings, stamps)
-    return build_table(events, meta=meta, name=name, source=directory, min_rating=min_rating)
+    return build_table(events, meta=meta, name=name, files=files, fmt=NAME, min_rating=min_rating)
 
 
 def _recbole_header(path: Path) -> dict[str, str]:
@@ -105,7 +108,10 @@ def _recbole_name(directory: Path) -> str:
         return found[0]
     if not found:
         raise MissingDataFileError(f"{directory}: no RecBole .inter file found")
-    raise DataFileError(f"{directory}: several .inter files ({', '.join(found)}); pass name")
+    raise DataFileError(
+        f"{directory}: several .inter files ({', '.join(found)}); pass the one to read, e.g. "
+        f"{directory / found[0]}.inter"
+    )
 
 
 def _read_recbole_item(path: Path) -> pd.DataFrame:
@@ -123,7 +129,7 @@ def _read_recbole_item(path: Path) -> pd.DataFrame:
 
 
 FORMAT = Format(
-    name="recbole",
+    name=NAME,
     markers=("*.inter",),
     load=load_recbole,
     description="RecBole atomic files: <name>.inter and optionally <name>.item",
