@@ -99,7 +99,8 @@ def test_no_interactions_at_all(tmp_path: Path) -> None:
 def test_real_gowalla() -> None:
     if not GOWALLA.is_dir():
         pytest.skip(f"the Gowalla split is not at {GOWALLA}")
-    data = load_dataset(GOWALLA)
-    counts = np.bincount(data.parts, minlength=3)
-    assert (data.num_users, data.num_items) == (29858, 40981)
-    assert (counts[0], counts[2]) == (810128, 217242) and counts[1] == 0
+    for data in (load_dataset(GOWALLA), load_dataset("gowalla", data_dir=GOWALLA.parent)):
+        counts = np.bincount(data.parts, minlength=3)
+        assert (data.num_users, data.num_items) == (29858, 40981)
+        assert (counts[0], counts[2]) == (810128, 217242) and counts[1] == 0
+        assert data.name == "gowalla" and data.format == "benchmark"

@@ -110,5 +110,6 @@ def no_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv(D.CACHE_ENV, str(cache))
     monkeypatch.delenv(D.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(D.BENCHMARK_MIRROR_ENV, raising=False)
     monkeypatch.setattr(resolve, "find_recbole_ml100k", lambda: (None, "recbole is not installed"))
     return cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -15,6 +16,7 @@ from test_data_common import U_DATA, U_ITEM, find_error
 
 from lightgcn_sparse import data as D
 from lightgcn_sparse.data import (
+    DataFileError,
     DatasetNotFoundError,
     DownloadError,
     download_dataset,
@@ -179,3 +181,93 @@ def test_download_rejects_zip_without_data(
 def test_download_unknown_name(no_sources: Path) -> None:
     with pytest.raises(ValueError, match="ml-10m"):
         download_dataset("ml-10m", no_sources)
+
+
+# ----------------------------------------------------------------------------- benchmark files
+
+TRAIN, TEST = "0 1 2\n1 0 1 3\n2\n", "0 3\n1 2\n3 4 0\n"  # 4 users, 5 items, 5 + 4 pairs
+
+
+def serve_benchmark(
+    server: Server,
+    monkeypatch: pytest.MonkeyPatch,
+    train: str = TRAIN,
+    mode: str = "ok",
+    digest: str | None = None,
+) -> None:
+    """Serve gowalla/{train,test}.txt; the catalogue expects the small counts above."""
+    server.routes["/movielens/gowalla/train.txt"] = (train.encode(), mode)
+    server.routes["/movielens/gowalla/test.txt"] = (TEST.encode(), "ok")
+    digest = digest or hashlib.sha256(TEST.encode()).hexdigest()
+    monkeypatch.setitem(D.CHECKSUMS, "gowalla", (digest, None))
+    small = dataclasses.replace(D.CATALOG["gowalla"], counts=(4, 5, 5, 4))
+    monkeypatch.setitem(D.CATALOG, "gowalla", small)
+
+
+def test_benchmark_urls() -> None:
+    base = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/"
+    for name in ("gowalla", "yelp2018", "amazon-book"):
+        urls = D.CATALOG[name].urls()
+        assert urls == [f"{base}{name}/test.txt", f"{base}{name}/train.txt"]
+        assert name in D.DATASETS and D.CHECKSUMS[name][0]
+
+
+def test_benchmark_download(server: Server, monkeypatch: pytest.MonkeyPatch, no_sources) -> None:
+    serve_benchmark(server, monkeypatch)
+    data = load_dataset("gowalla", base_url=server.url, progress=False)
+    assert (data.num_users, data.num_items, data.num_interactions) == (4, 5, 9)
+    assert data.name == "gowalla" and data.format == "benchmark"
+    assert cache_leftovers(no_sources) == ["gowalla"]
+    assert cache_leftovers(no_sources / "gowalla") == ["test.txt", "train.txt"]
+    assert (no_sources / "gowalla" / "train.txt").read_text() == TRAIN
+    assert load_dataset("gowalla", base_url=server.url).num_interactions == 9
+    assert server.hits["/movielens/gowalla/train.txt"] == 1
+
+
+def test_benchmark_download_uses_its_mirror_env(
+    server: Server, monkeypatch: pytest.MonkeyPatch, no_sources: Path
+) -> None:
+    serve_benchmark(server, monkeypatch)
+    monkeypatch.setenv(D.BENCHMARK_MIRROR_ENV, server.url)
+    assert load_dataset("gowalla", progress=False).num_interactions == 9
+
+
+@pytest.mark.parametrize(
+    "case, fragments",
+    [
+        ("checksum", ["test.txt: SHA-256 mismatch", "deleted"]),
+        ("counts", ["gowalla as published has 4 users, 5 items, 5 train", "5 users", "deleted"]),
+        ("truncated", ["train.txt: truncated download", "deleted"]),
+    ],
+)
+def test_benchmark_download_failures_leave_nothing(
+    server: Server,
+    monkeypatch: pytest.MonkeyPatch,
+    no_sources: Path,
+    case: str,
+    fragments: list[str],
+) -> None:
+    serve_benchmark(
+        server,
+        monkeypatch,
+        train=TRAIN + "4 1\n" if case == "counts" else TRAIN,
+        mode="truncate" if case == "truncated" else "ok",
+        digest="0" * 64 if case == "checksum" else None,
+    )
+    with pytest.raises(DatasetNotFoundError) as excinfo:
+        load_dataset("gowalla", base_url=server.url, progress=False)
+    find_error(excinfo, *fragments)
+    assert isinstance(excinfo.value.__cause__, DownloadError)
+    assert cache_leftovers(no_sources) == []
+
+
+def test_benchmark_counts_checked_wherever_found(
+    server: Server, monkeypatch: pytest.MonkeyPatch, no_sources: Path
+) -> None:
+    serve_benchmark(server, monkeypatch, train=TRAIN + "4 1\n")
+    assert load_dataset("gowalla", base_url=server.url, verify=False).num_users == 5
+    with pytest.raises(DataFileError) as excinfo:  # the copy now in the cache
+        load_dataset("gowalla", download=False)
+    find_error(excinfo, str(no_sources / "gowalla"), "as published has", "pass")
+    assert load_dataset("gowalla", download=False, verify=False).num_users == 5
+    assert load_dataset(no_sources / "gowalla").num_users == 5  # a path is not checked

@@ -15,11 +15,15 @@ on-disk format), :mod:`.resolve` (named datasets), :mod:`.download`, :mod:`.spli
 """
 
 from .catalog import (
+    BENCHMARK_BASE_URL,
+    BENCHMARK_MIRROR_ENV,
     CACHE_ENV,
+    CATALOG,
     CHECKSUMS,
     DATASETS,
     DEFAULT_BASE_URL,
     MIRROR_ENV,
+    NamedDataset,
     default_cache_dir,
 )
 from .download import download_dataset
@@ -42,7 +46,10 @@ from .splits import SPLIT_METHODS, Split, default_split, split_interactions
 from .table import Interactions, InteractionTable
 
 __all__ = [
+    "BENCHMARK_BASE_URL",
+    "BENCHMARK_MIRROR_ENV",
     "CACHE_ENV",
+    "CATALOG",
     "CHECKSUMS",
     "DATASETS",
     "DEFAULT_BASE_URL",
@@ -55,6 +62,7 @@ __all__ = [
     "InteractionTable",
     "Interactions",
     "MissingDataFileError",
+    "NamedDataset",
     "SPLIT_METHODS",
     "Split",
     "UnknownIdError",

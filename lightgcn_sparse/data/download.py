@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .catalog import CATALOG, CHECKSUMS, DATASETS, NamedDataset, cache_root
-from .errors import DownloadError
-from .formats import detect_formats
+from .errors import DataFileError, DownloadError
+from .formats import FORMATS, detect_formats
 
 __all__ = ["download_dataset", "holds"]
 
@@ -44,9 +44,9 @@ def download_dataset(
 
     Each file is written to a temporary file and moved into place with :func:`os.replace`
     only once verified; a partial or mismatching download is deleted, and the folder
-    appears only when complete. The first file is checked against :data:`CHECKSUMS`
-    (``verify=False`` skips that, for mirrors). A ``.zip`` is extracted, refusing absolute
-    paths, ``..`` and links.
+    appears only when complete. The first file is checked against :data:`CHECKSUMS` and a
+    fixed split against its published counts (``verify=False`` skips both, for mirrors).
+    A ``.zip`` is extracted, refusing absolute paths, ``..`` and links.
     """
     if name not in CATALOG:
         raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
@@ -70,8 +70,14 @@ def download_dataset(
             label = file if len(dataset.files) > 1 else ""
             _download(url, scratch / PurePosixPath(file).name, expected, progress, timeout, label)
         source = _extract(scratch / first, name) if first.endswith(".zip") else scratch
-        if not holds(source, dataset):
+        usable = holds(source, dataset)
+        if not usable:
             raise DownloadError(f"{first} holds no {name} data files")
+        if verify and dataset.counts is not None:
+            try:
+                dataset.check_counts(FORMATS[usable[0]].load(source))
+            except DataFileError as err:
+                raise DownloadError(f"{err}; the files were deleted") from err
         _install(source, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -78,6 +78,9 @@ def load_dataset(
     is true. A file that is found but malformed raises :class:`DataFileError` at once. If
     every place fails, :class:`DatasetNotFoundError` lists each one and why.
 
+    ``verify`` checks downloads against their SHA-256 and the benchmark splits (gowalla,
+    yelp2018, amazon-book) against their published counts, wherever they were found.
+
     A path that is not a known name is loaded directly: a folder with
     :func:`load_directory` (it must hold one format only), a file with :func:`load_file`.
     """
@@ -92,17 +95,18 @@ def load_dataset(
             )
         return _load_path(Path(name), min_rating)
     dataset = CATALOG[str(name)]
+    request = _Request(dataset, min_rating, verify)
     if data_dir is not None:
-        return _load_from_data_dir(dataset, Path(data_dir), min_rating)
+        return _load_from_data_dir(request, Path(data_dir))
     attempts: list[str] = []
     root = cache_root(cache_dir)
-    found = _look_in(dataset, "cache", root / dataset.name, attempts, min_rating)
+    found = request.look_in("cache", root / dataset.name, attempts)
     if found is not None:
         return found
     if dataset.name == "ml-100k":
         copy, why = find_recbole_ml100k()
         if copy is not None:
-            return _load_named(dataset, copy, "recbole", min_rating)
+            return request.load(copy, "recbole")
         attempts.append(f"recbole package copy: {why}")
     cause: BaseException | None = None
     urls = " and ".join(dataset.urls(base_url))
@@ -115,7 +119,7 @@ def load_dataset(
             attempts.append(f"download {urls}: {err}")
             cause = err
         else:
-            return _load_named(dataset, target, holds(target, dataset)[0], min_rating)
+            return request.load(target, holds(target, dataset)[0])
     else:
         attempts.append(f"download {urls}: disabled (download=False)")
     fixes = [f"pass data_dir (--data-dir) pointing at the {_markers(dataset)} of {dataset.name}"]
@@ -131,10 +135,48 @@ def load_dataset(
     raise DatasetNotFoundError(_not_found(dataset.name, attempts, fixes), attempts) from cause
 
 
-def _load_from_data_dir(
-    dataset: NamedDataset, data_dir: Path, min_rating: float | None
-) -> InteractionTable:
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """One :func:`load_dataset` call for a named dataset."""
+
+    dataset: NamedDataset
+    min_rating: float | None
+    verify: bool  # check the published counts, where the dataset has them
+
+    def load(self, folder: Path, fmt: str) -> InteractionTable:
+        """The dataset from ``folder``, read as the registry format ``fmt``."""
+        table = FORMATS[fmt].load(folder, min_rating=self.min_rating)
+        if self.verify:
+            self.dataset.check_counts(table)
+        return dataclasses.replace(table, name=self.dataset.name)
+
+    def look_in(self, label: str, folder: Path, attempts: list[str]) -> InteractionTable | None:
+        """The dataset from ``folder`` if it holds one of its formats; ``None`` (and a line in
+        ``attempts``) if it holds none; a :class:`DataFileError` if it holds another."""
+        name = self.dataset.name
+        usable = holds(folder, self.dataset)
+        if usable:
+            return self.load(folder, usable[0])
+        found = detect_formats(folder)
+        if found:
+            fix = (
+                f"point data_dir (--data-dir) at a copy of {name}"
+                if label == "data_dir"
+                else f"remove {folder} so that {name} is downloaded again"
+            )
+            needed = _or_list([describe_formats([n]) for n in self.dataset.formats])
+            raise DataFileError(
+                f"{folder}: holds {describe_formats(found)}, but dataset {name!r} comes as "
+                f"{needed}; {fix}, or pass {folder} itself as the dataset to load what it holds"
+            )
+        why = f"no {_markers(self.dataset)} file" if folder.is_dir() else "no such directory"
+        attempts.append(f"{label} {folder}: {why}")
+        return None
+
+
+def _load_from_data_dir(request: _Request, data_dir: Path) -> InteractionTable:
     """``data_dir/<name>`` or ``data_dir`` itself, and nowhere else."""
+    dataset = request.dataset
     if not data_dir.exists():
         raise DatasetNotFoundError(
             f"data_dir {data_dir} does not exist; an explicit data_dir is the only place "
@@ -149,7 +191,7 @@ def _load_from_data_dir(
         )
     attempts: list[str] = []
     for folder in (data_dir / dataset.name, data_dir):
-        found = _look_in(dataset, "data_dir", folder, attempts, min_rating)
+        found = request.look_in("data_dir", folder, attempts)
         if found is not None:
             return found
     fixes = [
@@ -157,42 +199,6 @@ def _load_from_data_dir(
         "drop data_dir (--data-dir) to use the cache or a download",
     ]
     raise DatasetNotFoundError(_not_found(dataset.name, attempts, fixes), attempts)
-
-
-def _look_in(
-    dataset: NamedDataset,
-    label: str,
-    folder: Path,
-    attempts: list[str],
-    min_rating: float | None,
-) -> InteractionTable | None:
-    """The dataset from ``folder`` if it holds one of its formats; ``None`` (and a line in
-    ``attempts``) if it holds none; a :class:`DataFileError` if it holds another format."""
-    usable = holds(folder, dataset)
-    if usable:
-        return _load_named(dataset, folder, usable[0], min_rating)
-    found = detect_formats(folder)
-    if found:
-        fix = (
-            f"point data_dir (--data-dir) at a copy of {dataset.name}"
-            if label == "data_dir"
-            else f"remove {folder} so that {dataset.name} is downloaded again"
-        )
-        raise DataFileError(
-            f"{folder}: holds {describe_formats(found)}, but dataset {dataset.name!r} comes "
-            f"as {_or_list([describe_formats([n]) for n in dataset.formats])}; {fix}, or pass "
-            f"{folder} itself as the dataset to load what it holds"
-        )
-    why = f"no {_markers(dataset)} file" if folder.is_dir() else "no such directory"
-    attempts.append(f"{label} {folder}: {why}")
-    return None
-
-
-def _load_named(
-    dataset: NamedDataset, folder: Path, fmt: str, min_rating: float | None
-) -> InteractionTable:
-    table = FORMATS[fmt].load(folder, min_rating=min_rating)
-    return dataclasses.replace(table, name=dataset.name)
 
 
 def _markers(dataset: NamedDataset) -> str:
