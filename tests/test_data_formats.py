@@ -144,6 +144,16 @@ def test_load_csv_rejects_extra_columns(tmp_path: Path) -> None:
     find_error(excinfo, "wide.csv", "5 column", "2 to 4")
 
 
+@pytest.mark.parametrize("header", ["uid,iid", "visitorid,itemid", "user_key,item_key"])
+def test_load_csv_infers_an_unfamiliar_header(tmp_path: Path, header: str) -> None:
+    data = load_csv(write(tmp_path / "a.csv", f"{header}\n1,2\n3,4\n3,2\n"))
+    assert (data.num_users, data.num_items, data.num_interactions) == (2, 2, 3)
+    assert data.user_ids.tolist() == [1, 3] and data.item_ids.tolist() == [2, 4]
+    # Text ids everywhere, or integer ids on the first line too: no header.
+    assert load_csv(write(tmp_path / "b.csv", "uid,iid\nu1,i2\n")).num_interactions == 2
+    assert load_csv(write(tmp_path / "c.csv", "9,8\n1,2\n")).num_interactions == 2
+
+
 def test_load_csv_bad_header_argument(tmp_path: Path) -> None:
     path = write(tmp_path / "a.csv", "1,2\n")
     with pytest.raises(ValueError, match="header must be"):

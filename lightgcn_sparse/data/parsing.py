@@ -23,7 +23,7 @@ __all__ = [
     "is_number",
     "numeric",
     "rating_events",
-    "read_first_line",
+    "read_first_lines",
     "read_table",
     "read_text",
     "tokens",
@@ -78,10 +78,13 @@ def read_text(path: Path, encodings: Sequence[str] = ("utf-8",)) -> str:
     ) from last
 
 
-def read_first_line(path: Path) -> str:
-    """The first line of ``path`` as text (undecodable bytes replaced), without a BOM."""
+def read_first_lines(path: Path, count: int) -> list[str]:
+    """Up to ``count`` first lines of ``path`` as text (undecodable bytes replaced), without
+    a BOM or line ends."""
     with open(check_file(path), "rb") as handle:
-        return handle.readline().decode("utf-8", errors="replace").lstrip("\ufeff")
+        raw = [handle.readline() for _ in range(count)]
+    lines = [line.decode("utf-8", errors="replace").rstrip("\r\n") for line in raw if line]
+    return [lines[0].lstrip("\ufeff"), *lines[1:]] if lines else []
 
 
 def read_table(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..build import build_table, check_min_rating
-from ..parsing import Events, is_number, numeric, read_first_line, read_table, tokens
+from ..parsing import Events, is_number, numeric, read_first_lines, read_table, tokens
 from ..table import InteractionTable
 from .base import Format
 
@@ -21,6 +21,7 @@ _HEADER_NAMES = {
     "user", "users", "userid", "user_id", "item", "items", "itemid", "item_id", "movie",
     "movieid", "movie_id", "rating", "ratings", "score", "timestamp", "time", "ts",
 }  # fmt: skip
+_HEADER_PEEK = 20  # lines after the first that decide whether it is a header
 
 
 def load_csv(
@@ -35,7 +36,9 @@ def load_csv(
 
     ``header``: ``0`` (first line is a header), ``None`` (no header) or ``"infer"``: the first
     line is a header when its fields are known column names (``user``, ``userId``,
-    ``item_id``, ``rating``...) or when its rating/timestamp field is not a number.
+    ``item_id``, ``rating``...), when its rating/timestamp field is not a number, or when
+    its user/item fields are not integers while those of the following lines are
+    (``uid,iid``).
     User and item ids are kept as integers when every one is a plain integer, else as str.
     More than 4 columns is an error (drop extra columns first), never silently ignored.
     """
@@ -73,11 +76,21 @@ def _split_line(line: str, sep: str) -> list[str]:
 
 
 def _infer_header(path: Path, sep: str) -> bool:
-    """Whether the first line is a header: its first two fields are known column names, or
-    its rating/timestamp field is not a number."""
-    first = [f.strip().lower() for f in _split_line(read_first_line(path), sep)]
-    numeric_tail = all(is_number(f) for f in first[2:4])
-    return bool(first) and (all(f in _HEADER_NAMES for f in first[:2]) or not numeric_tail)
+    """Whether the first line is a header: its first two fields are known column names, its
+    rating/timestamp field is not a number, or its user/item fields are not integers while
+    those of the next lines (up to :data:`_HEADER_PEEK`) all are."""
+    lines = [_split_line(line, sep) for line in read_first_lines(path, 1 + _HEADER_PEEK)]
+    lines = [[field.strip().lower() for field in fields] for fields in lines if any(fields)]
+    if not lines:
+        return False
+    first, rest = lines[0], lines[1:]
+    if all(f in _HEADER_NAMES for f in first[:2]) or not all(is_number(f) for f in first[2:4]):
+        return True
+    return bool(rest) and not _integer_ids(first) and all(_integer_ids(r) for r in rest)
+
+
+def _integer_ids(fields: list[str]) -> bool:
+    return len(fields) >= 2 and all(f.lstrip("-").isdigit() for f in fields[:2])
 
 
 FORMAT = Format(
