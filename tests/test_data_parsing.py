@@ -10,6 +10,7 @@ from test_data_common import find_error, write
 
 from lightgcn_sparse.data import (
     DataFileError,
+    load_csv,
     load_ml1m,
     load_ml100k,
     load_movielens_csv,
@@ -30,7 +31,26 @@ ERROR_CASES = {
     "non-numeric rating": ("u.data", "1\t10\t5\t100\n2\t10\tfive\t101\n", "'five' is not"),
     "truncated last line": ("u.data", "1\t10\t5\t100\n2\t10", "line 2: rating is missing"),
     "bad u.item": ("u.item", "10|Title (1995)|x\n", "found 3 '|'-separated fields"),
+    "infinite rating": ("u.data", "1\t10\t5\t100\n2\t10\tinf\t101\n", "line 2: rating inf is not"),
+    "infinite time": ("u.data", "1\t10\t5\t100\n2\t10\t4\t-inf\n", "timestamp -inf is not finite"),
+    "fractional time": ("u.data", "1\t10\t5\t100\n2\t10\t4\t1.5\n", "timestamp 1.5 is not an"),
 }
+
+
+def test_numbers_are_shown_plainly(ml100k_dir: Path) -> None:
+    write(ml100k_dir / "u.data", "1\t10\tinf\t100\n")
+    with pytest.raises(DataFileError) as excinfo:
+        load_ml100k(ml100k_dir)
+    message = find_error(excinfo, "line 1: rating inf is not finite")
+    assert "np." not in message
+
+
+@pytest.mark.parametrize("other", [";", "\t"])
+def test_mixed_separators_get_a_hint(tmp_path: Path, other: str) -> None:
+    path = write(tmp_path / "mixed.csv", f"1,2,3\n4,5,1\n6{other}7{other}2\n")
+    with pytest.raises(DataFileError) as excinfo:
+        load_csv(path)
+    find_error(excinfo, "line 3: item is missing", "(is the separator ',' used on every line?)")
 
 
 @pytest.mark.parametrize("case", list(ERROR_CASES))

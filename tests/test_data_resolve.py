@@ -165,6 +165,20 @@ def test_load_dataset_from_paths(
         load_dataset(3)
 
 
+@pytest.mark.parametrize("name", ["", "  "])
+def test_empty_name(no_sources: Path, name: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        load_dataset(name)
+    find_error(excinfo, "dataset name is empty; give one of ml-100k, ml-1m", "gowalla", "or a path")
+
+
+def test_not_found_fix_speaks_to_cli_and_python(no_sources: Path) -> None:
+    with pytest.raises(DatasetNotFoundError) as excinfo:
+        load_dataset("ml-1m", download=False)
+    message = find_error(excinfo, "allow downloads (drop --no-download, or pass download=True)")
+    assert "allow the download" not in message
+
+
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(D.CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -141,6 +141,7 @@ def read_table(
         )
     if frame.empty:
         raise DataFileError(f"{path}: has no data rows")
+    frame.attrs["sep"] = sep_label or sep  # for the hints of numeric() and tokens()
     return frame
 
 
@@ -170,46 +171,34 @@ def numeric(
     values = frame[column]
     if values.dtype.kind not in "iuf":
         number = pd.to_numeric(values, errors="coerce")
-        bad = number.isna() & values.notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataFileError(
-                f"{path}: line {row + first_line}: {label} {values.iloc[row]!r} is not a number"
-            )
+        bad = (number.isna() & values.notna()).to_numpy()
+        _check_rows(
+            bad, path, first_line, lambda row: f"{label} {values.iloc[row]!r} is not a number"
+        )
         values = number
-    missing = values.isna().to_numpy()
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0])
-        raise DataFileError(
-            f"{path}: line {row + first_line}: {label} is missing (truncated or malformed line?)"
-        )
+    _check_rows(values.isna().to_numpy(), path, first_line, lambda row: _missing(label, frame))
     array = values.to_numpy()
-    if integer:
-        if array.dtype.kind == "f":
-            if not np.all(np.isfinite(array)) or np.any(array != np.floor(array)):
-                row = int(np.flatnonzero(~np.isfinite(array) | (array != np.floor(array)))[0])
-                raise DataFileError(
-                    f"{path}: line {row + first_line}: {label} {array[row]!r} is not an integer"
-                )
-        return array.astype(np.int64)
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        row = int(np.flatnonzero(~np.isfinite(array))[0])
-        raise DataFileError(
-            f"{path}: line {row + first_line}: {label} {array[row]!r} is not finite"
+    if array.dtype.kind == "f" or not integer:
+        array = array.astype(np.float64)
+        bad = ~np.isfinite(array)
+        _check_rows(
+            bad, path, first_line, lambda row: f"{label} {_plain(array[row])} is not finite"
         )
-    return array
+    if not integer:
+        return array
+    if array.dtype.kind == "f":
+        bad = array != np.floor(array)
+        _check_rows(
+            bad, path, first_line, lambda row: f"{label} {_plain(array[row])} is not an integer"
+        )
+    return array.astype(np.int64)
 
 
 def tokens(frame: pd.DataFrame, column: Any, label: str, path: Path, first_line: int) -> np.ndarray:
     """Id column as int64 if every token is a plain integer, else as str (object array)."""
     values = frame[column]
     missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0])
-        raise DataFileError(
-            f"{path}: line {row + first_line}: {label} is missing (truncated or malformed line?)"
-        )
+    _check_rows(missing, path, first_line, lambda row: _missing(label, frame))
     if values.dtype.kind in "iu":
         return values.to_numpy(dtype=np.int64)
     text = values.astype(str).str.strip()
@@ -219,6 +208,26 @@ def tokens(frame: pd.DataFrame, column: Any, label: str, path: Path, first_line:
         except (OverflowError, ValueError):
             pass
     return text.to_numpy(dtype=object)
+
+
+def _check_rows(bad: np.ndarray, path: Path, first_line: int, what: Callable[[int], str]) -> None:
+    """Raise for the first row where ``bad`` is true; ``what(row)`` says what is wrong."""
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataFileError(f"{path}: line {row + first_line}: {what(row)}")
+
+
+def _missing(label: str, frame: pd.DataFrame) -> str:
+    sep = frame.attrs.get("sep")
+    if sep is None:
+        return f"{label} is missing (truncated or malformed line?)"
+    shown = "tab" if sep == "\t" else repr(sep)
+    return f"{label} is missing; truncated line? (is the separator {shown} used on every line?)"
+
+
+def _plain(value: Any) -> str:
+    """A number as Python prints a float (``inf``, ``1.5``), not as numpy's repr."""
+    return repr(float(value))
 
 
 def is_number(text: str) -> bool:

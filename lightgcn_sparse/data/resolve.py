@@ -86,6 +86,8 @@ def load_dataset(
     """
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"name must be a dataset name or a path, got {name!r}")
+    if not str(name).strip():
+        raise ValueError(f"dataset name is empty; give one of {', '.join(DATASETS)}, or a path")
     min_rating = check_min_rating(min_rating)
     if str(name) not in CATALOG:
         if data_dir is not None:
@@ -121,7 +123,7 @@ def load_dataset(
         else:
             return request.load(target, holds(target, dataset)[0])
     else:
-        attempts.append(f"download {urls}: disabled (download=False)")
+        attempts.append(f"download {urls}: disabled (--no-download / download=False)")
     fixes = [f"pass data_dir (--data-dir) pointing at the {_markers(dataset)} of {dataset.name}"]
     if dataset.name == "ml-100k":
         fixes.append("install the bundled copy with `pip install --no-deps recbole==1.2.1`")
@@ -131,7 +133,7 @@ def load_dataset(
             f"yourself into {root / dataset.name}"
         )
     else:
-        fixes.append("allow the download (download=True)")
+        fixes.append("allow downloads (drop --no-download, or pass download=True)")
     raise DatasetNotFoundError(_not_found(dataset.name, attempts, fixes), attempts) from cause
 
 
