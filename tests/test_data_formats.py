@@ -200,7 +200,8 @@ def test_real_ml100k_from_recbole(ml100k: Interactions) -> None:
     assert ml100k.to_csr().nnz == 100000
     star_wars = ml100k.items_meta.iloc[ml100k.item_index(50)]
     assert star_wars["title"] == "Star Wars" and star_wars["year"] == 1977
-    assert ml100k.describe()["rating_max"] == 5.0
+    assert ml100k.stats()["rating_max"] == 5.0
+    assert ml100k.describe()["ratings (min / mean / max)"] == "1 / 3.53 / 5"
 
 
 def test_real_ml100k_split_sizes(ml100k: Interactions) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -70,13 +72,38 @@ def test_id_lookup() -> None:
         data.item_index(99)
 
 
-def test_describe() -> None:
-    stats = small().describe()
+def test_stats() -> None:
+    stats = small().stats()
     assert stats["users"] == 3 and stats["items"] == 4 and stats["interactions"] == 5
     assert stats["unique_pairs"] == 4 and stats["density"] == pytest.approx(4 / 12)
     assert (stats["rating_min"], stats["rating_max"]) == (1.0, 5.0)
     assert (stats["timestamp_min"], stats["timestamp_max"]) == (1, 5)
     assert stats["interactions_per_user"] == {"min": 0, "median": 2.0, "max": 3}
+    assert stats["parts"] is None and stats["source"] == []
+
+
+def test_describe_is_flat_and_formatted() -> None:
+    data = dataclasses.replace(
+        small(), source=("/d/u.data", "/d/u.item"), format="ml-100k", parts=[0, 0, 0, 1, 2]
+    )
+    assert data.describe() == {
+        "name": "small",
+        "format": "ml-100k",
+        "read": "u.data, u.item from /d",
+        "users": 3,
+        "items": 4,
+        "interactions": 5,
+        "unique (user, item) pairs": 4,
+        "density": "33.3 %",
+        "interactions per user (min / median / max)": "0 / 2 / 3",
+        "interactions per item (min / median / max)": "0 / 1 / 3",
+        "ratings (min / mean / max)": "1 / 3 / 5",
+        "time span (UTC)": "1970-01-01 to 1970-01-01",
+        "parts in the files (train / valid / test)": "3 / 1 / 1",
+        "item metadata": "none",
+    }
+    for value in data.describe().values():
+        assert isinstance(value, (str, int))
 
 
 def test_interactions_validation() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 from functools import cached_property
 from typing import Any
@@ -158,14 +159,48 @@ class InteractionTable:
         """Contiguous index of the item whose raw id is ``raw_id``; see :meth:`user_index`."""
         return _lookup(self._item_lookup, raw_id, "item", self)
 
-    def describe(self) -> dict[str, Any]:
-        """Summary statistics: sizes, density, rating and time ranges, activity."""
+    def describe(self) -> dict[str, str | int]:
+        """A summary for people: an ordered, flat mapping of label to a number or an
+        already formatted string, e.g. ``"interactions per user (min / median / max)":
+        "20 / 65 / 737"``. :meth:`stats` has the same facts as plain values."""
+        stats = self.stats()
+        out: dict[str, str | int] = {"name": self.name}
+        if self.format:
+            out["format"] = self.format
+        if self.source:
+            out["read"] = _files_phrase(self.source)
+        out["users"] = stats["users"]
+        out["items"] = stats["items"]
+        out["interactions"] = stats["interactions"]
+        out["unique (user, item) pairs"] = stats["unique_pairs"]
+        out["density"] = f"{100 * stats['density']:.3g} %"
+        for kind in ("user", "item"):
+            counts = stats[f"interactions_per_{kind}"]
+            out[f"interactions per {kind} (min / median / max)"] = _slashed(counts.values())
+        if stats["rating_min"] is not None:
+            ratings = (stats["rating_min"], stats["rating_mean"], stats["rating_max"])
+            out["ratings (min / mean / max)"] = _slashed(ratings)
+        if stats["timestamp_min"] is not None:
+            first, last = (_date(stats[k]) for k in ("timestamp_min", "timestamp_max"))
+            out["time span (UTC)"] = f"{first} to {last}"
+        if stats["parts"] is not None:
+            parts = stats["parts"]
+            out["parts in the files (train / valid / test)"] = _slashed(parts.values())
+        out["item metadata"] = "title, year, genres" if self.items_meta is not None else "none"
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Summary statistics as plain values: sizes, density, rating and time ranges,
+        activity (``{"min", "median", "max"}`` per user and per item) and, for pre-split
+        data, the size of each part."""
         pairs = self.to_csr().nnz
         cells = self.num_users * self.num_items
         per_user = np.bincount(self.users, minlength=self.num_users)
         per_item = np.bincount(self.items, minlength=self.num_items)
         out: dict[str, Any] = {
             "name": self.name,
+            "format": self.format,
+            "source": list(self.source),
             "users": self.num_users,
             "items": self.num_items,
             "interactions": self.num_interactions,
@@ -178,6 +213,7 @@ class InteractionTable:
             "rating_mean": None,
             "timestamp_min": None,
             "timestamp_max": None,
+            "parts": None,
             "has_items_meta": self.items_meta is not None,
         }
         if self.ratings is not None and self.num_interactions:
@@ -187,6 +223,9 @@ class InteractionTable:
         if self.timestamps is not None and self.num_interactions:
             out["timestamp_min"] = int(self.timestamps.min())
             out["timestamp_max"] = int(self.timestamps.max())
+        if self.parts is not None:
+            counts = np.bincount(self.parts, minlength=len(PARTS)).tolist()
+            out["parts"] = dict(zip(("train", "valid", "test"), counts))
         return out
 
 
@@ -245,6 +284,23 @@ def _lookup(table: dict[Any, int], raw_id: Any, kind: str, data: InteractionTabl
     where = f" of {data.name}" if data.name else ""
     count = data.num_users if kind == "user" else data.num_items
     raise UnknownIdError(f"unknown {kind} id {raw_id!r}: not among the {count} {kind}s{where}")
+
+
+def _files_phrase(files: tuple[str, ...]) -> str:
+    """``"u.data, u.item from /data/ml-100k"`` when the files share a folder."""
+    folders = {os.path.dirname(f) for f in files}
+    if len(folders) != 1:
+        return ", ".join(files)
+    return f"{', '.join(os.path.basename(f) for f in files)} from {folders.pop() or '.'}"
+
+
+def _slashed(values: Any) -> str:
+    """``"20 / 65 / 737"``: whole numbers without a decimal point, others to 3 digits."""
+    return " / ".join(str(int(v)) if float(v).is_integer() else f"{float(v):.3g}" for v in values)
+
+
+def _date(seconds: int) -> str:
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc).date().isoformat()
 
 
 def _min_median_max(counts: np.ndarray) -> dict[str, float]:
