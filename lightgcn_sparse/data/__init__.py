@@ -1,17 +1,20 @@
 """Implicit-feedback datasets: loaders, id mapping, dataset resolution and splits.
 
 Every loader returns an :class:`InteractionTable`: one row per (user, item) event with
-contiguous ids. The catalogue is the set of users and items that occur in the
-interactions (after ``min_rating``); raw ids are sorted and numbered from 0, and item
-metadata (title, year, genres) is aligned to that numbering. Movies listed in an item
-file but never rated are not part of the catalogue.
+contiguous ids. For most formats the catalogue is the set of users and items that occur
+in the interactions (after ``min_rating``); raw ids are sorted and numbered from 0, and
+item metadata (title, year, genres) is aligned to that numbering. The ``benchmark``
+format (Gowalla, Yelp2018, Amazon-book as LightGCN ships them) keeps its 0-based ids and
+records which file each interaction came from in :attr:`InteractionTable.parts`.
 
-No MovieLens file ships with this package. :func:`load_dataset` finds one in an explicit
-directory, the user cache, the copy of ml-100k bundled with an installed ``recbole``
-distribution, or downloads it from GroupLens with a SHA-256 check.
+No dataset file ships with this package. :func:`load_dataset` finds a named one in an
+explicit directory, else the user cache, the copy of ml-100k bundled with an installed
+``recbole`` distribution, or downloads it (GroupLens zips, the LightGCN repository's
+train/test files) with a checksum check.
 
 Modules: :mod:`.table` (the container), :mod:`.formats` (the registry and one module per
-on-disk format), :mod:`.resolve` (named datasets), :mod:`.download`, :mod:`.splits`.
+on-disk format), :mod:`.catalog` (named datasets), :mod:`.resolve` (where to look),
+:mod:`.download`, :mod:`.splits`; :mod:`.parsing` and :mod:`.build` are shared helpers.
 """
 
 from .catalog import (
@@ -34,7 +37,14 @@ from .errors import (
     MissingDataFileError,
     UnknownIdError,
 )
-from .formats import FORMATS, Format, detect_format, detect_formats, load_directory
+from .formats import (
+    FORMATS,
+    Format,
+    detect_format,
+    detect_formats,
+    load_directory,
+    load_file,
+)
 from .formats.benchmark import load_benchmark
 from .formats.delimited import load_csv
 from .formats.ml1m import load_ml1m
@@ -76,6 +86,7 @@ __all__ = [
     "load_csv",
     "load_dataset",
     "load_directory",
+    "load_file",
     "load_ml100k",
     "load_ml1m",
     "load_movielens_csv",

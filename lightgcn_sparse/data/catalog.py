@@ -23,7 +23,6 @@ __all__ = [
     "MIRROR_ENV",
     "NamedDataset",
     "cache_root",
-    "dataset_urls",
     "default_cache_dir",
 ]
 
@@ -138,8 +137,3 @@ def default_cache_dir() -> Path:
 def cache_root(cache_dir: str | os.PathLike | None) -> Path:
     """``cache_dir`` if given, else :func:`default_cache_dir`."""
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-
-
-def dataset_urls(name: str, base_url: str | None = None) -> list[str]:
-    """Where the files of the named dataset ``name`` are downloaded from."""
-    return CATALOG[name].urls(base_url)
