@@ -248,3 +248,10 @@ def test_loaders_record_files_and_format(
 def test_loaders_take_one_of_their_files(ml100k_dir: Path, recbole_dir: Path) -> None:
     assert load_ml100k(ml100k_dir / "u.item").num_interactions == 5
     assert load_recbole(recbole_dir / "toy.item").name == "toy"
+
+
+def test_load_csv_binary_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(DataFileError, match="binary.csv"):
+        load_csv(path)

@@ -218,11 +218,12 @@ def _check_rows(bad: np.ndarray, path: Path, first_line: int, what: Callable[[in
 
 
 def _missing(label: str, frame: pd.DataFrame) -> str:
-    sep = frame.attrs.get("sep")
+    message = f"{label} is missing (truncated or malformed line?)"
+    sep = frame.attrs.get("sep")  # set by read_table
     if sep is None:
-        return f"{label} is missing (truncated or malformed line?)"
+        return message
     shown = "tab" if sep == "\t" else repr(sep)
-    return f"{label} is missing; truncated line? (is the separator {shown} used on every line?)"
+    return f"{message} (is the separator {shown} used on every line?)"
 
 
 def _plain(value: Any) -> str:

@@ -72,7 +72,12 @@ def load_csv(
 
 
 def _split_line(line: str, sep: str) -> list[str]:
-    return next(csv.reader([line], delimiter=sep)) if len(sep) == 1 else line.split(sep)
+    if len(sep) == 1:
+        try:
+            return next(csv.reader([line], delimiter=sep))
+        except csv.Error:  # not text (a stray carriage return): read_table will say so
+            pass
+    return line.split(sep)
 
 
 def _infer_header(path: Path, sep: str) -> bool:
