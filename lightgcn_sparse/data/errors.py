@@ -1,0 +1,43 @@
+"""Exceptions raised while reading, finding or downloading datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "DataFileError",
+    "DatasetNotFoundError",
+    "DownloadError",
+    "MissingDataFileError",
+    "UnknownIdError",
+]
+
+
+class DataFileError(ValueError):
+    """A data file is missing, empty or malformed; the message names the file."""
+
+
+class MissingDataFileError(DataFileError, FileNotFoundError):
+    """A data file does not exist (both a ``ValueError`` and a ``FileNotFoundError``)."""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No source could provide a dataset; ``attempts`` lists each place tried and why."""
+
+    def __init__(self, message: str, attempts: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DownloadError(OSError):
+    """A download failed, was truncated, or did not match its checksum."""
+
+
+class UnknownIdError(KeyError, ValueError):
+    """A raw user or item id is not in the dataset (both ``KeyError`` and ``ValueError``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
