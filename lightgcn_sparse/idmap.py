@@ -26,9 +26,10 @@ class IdMap:
     Args:
         ids: (n,) distinct raw ids, int or str.
         kind: ``"user"`` or ``"item"``, for messages.
+        source: what the ids belong to (e.g. ``"ml-100k"``), for messages.
     """
 
-    def __init__(self, ids: Any, kind: str = "id") -> None:
+    def __init__(self, ids: Any, kind: str = "id", source: str = "") -> None:
         arr = np.asarray(ids)
         if arr.ndim != 1:
             raise ValueError(f"{kind} ids must be one-dimensional. Got shape {arr.shape}.")
@@ -40,6 +41,7 @@ class IdMap:
             arr = arr.astype(str)
         self.ids = arr
         self.kind = kind
+        self.source = source
         self._lookup: dict[Any, int] | None = None
 
     @classmethod
@@ -85,8 +87,10 @@ class IdMap:
         found = self._table().get(key) if key is not None else None
         if found is None:
             shown = repr(raw.item() if isinstance(raw, np.generic) else raw)
-            raise UnknownIdError(f"unknown {self.kind} id {shown}: not among the {len(self)} "
-                                 f"{self.kind}s")  # fmt: skip
+            where = f" of {self.source}" if self.source else ""
+            raise UnknownIdError(
+                f"unknown {self.kind} id {shown}: not among the {len(self)} {self.kind}s{where}"
+            )
         return found
 
     def index(self, raw: Any) -> Any:
@@ -110,4 +114,4 @@ class IdMap:
             new = np.arange(start, start + extra, dtype=np.int64)
         else:
             new = np.array([f"{self.kind}-{k}" for k in range(len(self), total)])
-        return IdMap(np.concatenate([self.ids, new]), self.kind)
+        return IdMap(np.concatenate([self.ids, new]), self.kind, self.source)

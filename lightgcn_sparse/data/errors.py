@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..idmap import UnknownIdError  # re-exported: one error for unknown ids everywhere
+
 __all__ = [
     "DataFileError",
     "DatasetNotFoundError",
@@ -34,10 +36,3 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class DownloadError(OSError):
     """A download failed, was truncated, or did not match its checksum."""
-
-
-class UnknownIdError(KeyError, ValueError):
-    """A raw user or item id is not in the dataset (both ``KeyError`` and ``ValueError``)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])

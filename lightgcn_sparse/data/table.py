@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import UnknownIdError
+from ..idmap import IdMap
 
 __all__ = ["PARTS", "InteractionTable", "Interactions"]
 
@@ -143,21 +143,23 @@ class InteractionTable:
         return dataclasses.replace(self, **columns)
 
     @cached_property
-    def _user_lookup(self) -> dict[Any, int]:
-        return {raw: i for i, raw in enumerate(self.user_ids.tolist())}
+    def user_map(self) -> IdMap:
+        """Raw user ids <-> indices."""
+        return IdMap(self.user_ids, "user", self.name)
 
     @cached_property
-    def _item_lookup(self) -> dict[Any, int]:
-        return {raw: i for i, raw in enumerate(self.item_ids.tolist())}
+    def item_map(self) -> IdMap:
+        """Raw item ids <-> indices."""
+        return IdMap(self.item_ids, "item", self.name)
 
-    def user_index(self, raw_id: Any) -> int:
+    def user_index(self, raw_id: Any) -> Any:
         """Contiguous index of the user whose raw id is ``raw_id`` (``"196"`` and ``196``
-        are the same id). Raises :class:`UnknownIdError` naming the id if absent."""
-        return _lookup(self._user_lookup, raw_id, "user", self)
+        are the same integer id). Raises :class:`UnknownIdError` naming the id if absent."""
+        return self.user_map.index(raw_id)
 
-    def item_index(self, raw_id: Any) -> int:
+    def item_index(self, raw_id: Any) -> Any:
         """Contiguous index of the item whose raw id is ``raw_id``; see :meth:`user_index`."""
-        return _lookup(self._item_lookup, raw_id, "item", self)
+        return self.item_map.index(raw_id)
 
     def describe(self) -> dict[str, str | int]:
         """A summary for people: an ordered, flat mapping of label to a number or an
@@ -268,22 +270,6 @@ def _as_selection(mask_or_index: Any, n: int) -> np.ndarray:
         bad = index.min() if index.min() < 0 else index.max()
         raise ValueError(f"mask_or_index must lie in [0, {n}), found {bad}")
     return index.astype(np.int64, copy=False)
-
-
-def _lookup(table: dict[Any, int], raw_id: Any, kind: str, data: InteractionTable) -> int:
-    candidates = [raw_id]
-    if isinstance(raw_id, str) and raw_id.strip().lstrip("-").isdigit():
-        candidates.append(int(raw_id.strip()))
-    elif isinstance(raw_id, (int, np.integer)) and not isinstance(raw_id, bool):
-        candidates.append(str(int(raw_id)))
-    for candidate in candidates:
-        try:
-            return table[candidate]
-        except (KeyError, TypeError):
-            continue
-    where = f" of {data.name}" if data.name else ""
-    count = data.num_users if kind == "user" else data.num_items
-    raise UnknownIdError(f"unknown {kind} id {raw_id!r}: not among the {count} {kind}s{where}")
 
 
 def _files_phrase(files: tuple[str, ...]) -> str:
