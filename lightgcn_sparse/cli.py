@@ -138,6 +138,9 @@ def config_options(func: Callable) -> Callable:
         ("--batches-per-epoch", int), ("--init-std", float), ("--eval-every", int),
         ("--patience", int), ("--metric", str), ("--seed", int), ("--device", str),
         ("--kernel", click.Choice(["auto", "embedding_bag", "sparse_mm"])),
+        ("--cuda-graph", click.Choice(["auto", "on", "off"])),
+        ("--propagation-dtype", click.Choice(["float32", "bfloat16", "float16"])),
+        ("--node-order", click.Choice(["none", "degree", "rcm", "balanced"])),
         ("--sampling", click.Choice(["interactions", "users"])),
     ]  # fmt: skip
     for flag, kind in reversed(specs):

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ._checks import check_float, check_int
+from .adjacency import NODE_ORDERS
 from .metrics import METRICS
-from .propagation import KERNELS, layer_weights
+from .propagation import DTYPES, KERNELS, layer_weights
 
 SAMPLING = ("interactions", "users")
+CUDA_GRAPH = ("auto", "on", "off")
 
 
 @dataclass
@@ -40,6 +42,9 @@ class Config:
     seed: int = 2020  # seeds initialization and every sampling draw
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     kernel: str = "auto"  # propagation kernel: "auto", "embedding_bag" or "sparse_mm"
+    propagation_dtype: str = "float32"  # rows of each product: "float32", "bfloat16", "float16"
+    node_order: str = "none"  # order products run in: "none", "degree", "rcm", "balanced"
+    cuda_graph: str = "auto"  # replay the CUDA training step from a graph: "auto", "on", "off"
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
 
     def validate(self) -> Config:
@@ -73,6 +78,15 @@ class Config:
         check_int("seed", self.seed, low=0)
         if self.kernel not in ("auto", *KERNELS):
             raise ValueError(f"kernel must be 'auto' or one of {KERNELS}. Got {self.kernel!r}.")
+        if self.propagation_dtype not in DTYPES:
+            raise ValueError(
+                f"propagation_dtype must be one of {tuple(DTYPES)}. "
+                f"Got {self.propagation_dtype!r}."
+            )
+        if self.node_order not in NODE_ORDERS:
+            raise ValueError(f"node_order must be one of {NODE_ORDERS}. Got {self.node_order!r}.")
+        if self.cuda_graph not in CUDA_GRAPH:
+            raise ValueError(f"cuda_graph must be one of {CUDA_GRAPH}. Got {self.cuda_graph!r}.")
         if not isinstance(self.device, str):
             self.device = str(self.device)
         return self

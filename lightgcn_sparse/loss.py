@@ -14,6 +14,7 @@ def bpr_loss(
     neg_emb: torch.Tensor,
     layer0: tuple[torch.Tensor, ...] = (),
     reg: float = 0.0,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""BPR loss with L2 regularization of the batch's layer-0 embeddings.
 
@@ -32,6 +33,8 @@ def bpr_loss(
         user_emb, pos_emb, neg_emb: (B, d) final embeddings of the batch.
         layer0: tensors of layer-0 rows to regularize, typically ``(u0, p0, n0)``, each (B, d).
         reg: :math:`\lambda \ge 0`.
+        weight: optional (B,) 0/1 mask of the triples that count (a padded batch): the
+            means above run over the triples of weight 1 only.
 
     Returns:
         scalar tensor.
@@ -49,7 +52,13 @@ def bpr_loss(
     neg = (user_emb * neg_emb).sum(-1)  # (B,)
     # softplus(neg - pos) as -logsigmoid(pos - neg): F.softplus returns x itself above its
     # threshold of 20, off by up to e^-20 (1e-10 relative in float64); logsigmoid is exact.
-    loss = -F.logsigmoid(pos - neg).mean()
+    if weight is None:
+        loss = -F.logsigmoid(pos - neg).mean()
+        if reg and layer0:
+            loss = loss + reg * 0.5 * sum(e.pow(2).sum() for e in layer0) / batch
+        return loss
+    count = weight.sum()  # a device scalar: no host synchronization
+    loss = -(F.logsigmoid(pos - neg) * weight).sum() / count
     if reg and layer0:
-        loss = loss + reg * 0.5 * sum(e.pow(2).sum() for e in layer0) / batch
+        loss = loss + reg * 0.5 * sum((e.pow(2).sum(-1) * weight).sum() for e in layer0) / count
     return loss

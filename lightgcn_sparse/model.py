@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_device
-from .adjacency import normalized_adjacency
+from .adjacency import node_order, normalized_adjacency, permute_adjacency
 from .checkpoint import (
     CheckpointError,
     atomic_write_npz,
@@ -45,7 +45,7 @@ from .persistence import (
     summary_array,
     summary_field,
 )
-from .propagation import layer_weights, propagate
+from .propagation import DTYPES, Graph, layer_weights, propagate
 from .recommender import FactorRecommender, NotFittedError, UserItemsLike, as_train
 from .user_items import UserItemIndex
 
@@ -101,11 +101,13 @@ class LightGCN(FactorRecommender):
         self.embedding_ = torch.nn.Parameter(x0.to(self.device))
 
     def _build_graph(self, train: UserItemIndex) -> None:
-        """The normalized adjacency of ``train``, built once."""
+        """The normalized adjacency of ``train``, built once, in ``config.node_order``."""
         self.fingerprint_ = fingerprint(train)
-        self.adj_ = normalized_adjacency(
+        adj = normalized_adjacency(
             train.row_ids(), train.indices, train.num_users, train.num_items, device=self.device
         )
+        order = node_order(adj, self.config.node_order, max(torch.get_num_threads(), 1))
+        self.graph_ = Graph(adj if order is None else permute_adjacency(adj, order), order)
         self.user_degree_ = train.degrees()  # (U,)
         self.item_degree_ = torch.bincount(train.indices, minlength=train.num_items)  # (I,)
         self._final: torch.Tensor | None = None
@@ -119,13 +121,21 @@ class LightGCN(FactorRecommender):
         """(N, d) final embeddings of ``x0`` (default: the current parameters, with grad)."""
         cfg = self.config
         x0 = self.embedding_ if x0 is None else x0
-        return propagate(self.adj_, x0, cfg.num_layers, cfg.alpha, kernel=cfg.kernel)
+        return propagate(self.graph_, x0, cfg.num_layers, cfg.alpha, kernel=cfg.kernel,
+                         dtype=DTYPES[cfg.propagation_dtype])  # fmt: skip
 
-    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self,
+        users: torch.Tensor,
+        pos: torch.Tensor,
+        neg: torch.Tensor,
+        weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """BPR loss of a batch of triples, differentiable in the parameters.
 
         Args:
             users, pos, neg: (B,) user and item indices.
+            weight: optional (B,) 0/1 mask of the triples that count (see :func:`bpr_loss`).
         """
         x0 = self.embedding_
         out = self.propagate(x0)  # (N, d)
@@ -135,7 +145,7 @@ class LightGCN(FactorRecommender):
         # embedding's backward gives each thread its own output rows and is reproducible.
         eu, ep, en = F.embedding(rows, out).chunk(3)  # (B, d) each
         layer0 = F.embedding(rows, x0).chunk(3)
-        return bpr_loss(eu, ep, en, layer0, self.config.reg)
+        return bpr_loss(eu, ep, en, layer0, self.config.reg, weight)
 
     def parameters_changed(self) -> None:
         """Forget the cached propagation (call after the parameters were updated)."""

@@ -10,6 +10,18 @@ Two kernels compute one product :math:`\hat A X` from the same stored CSR tensor
 
 ``kernel="auto"`` picks the faster one measured on each device type (:data:`AUTO_KERNEL`).
 
+A :class:`Graph` prepares an adjacency for repeated products: value copies in each
+propagation dtype, on CPU the row blocks measured fastest for it (one call, or two calls on
+halves of equal nnz; both give bit-identical results, so the choice never changes a result),
+and an optional node order in which the products run (see
+:func:`~lightgcn_sparse.adjacency.node_order`), invisible to callers.
+
+Narrow rows: with ``dtype=torch.bfloat16`` (or ``float16``) each product gathers rows of
+half the bytes; the embeddings, the layer sum and the gradient stay float32, only the
+inputs and outputs of each product are rounded (float16 is scaled by the largest magnitude
+first, so neither values nor gradients leave its range). The error bound is in
+``tests/test_propagation.py``.
+
 Because :math:`\hat A` is symmetric, the gradient of :math:`Y = \sum_k \alpha_k \hat A^k X`
 with respect to ``X`` is :math:`\sum_k \alpha_k \hat A^k G` for the incoming gradient
 ``G``: the backward is the same propagation on the same stored structure, with no
@@ -19,6 +31,9 @@ saved for backward, so training and inference both hold ``O(N d)`` memory.
 
 from __future__ import annotations
 
+import statistics
+import threading
+import time
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -32,9 +47,13 @@ KERNELS = ("embedding_bag", "sparse_mm")
 #: Kernel used by ``kernel="auto"`` on each device type, chosen by measurement
 #: (``python -m benchmarks.propagate``).
 AUTO_KERNEL = {"cpu": "embedding_bag", "cuda": "sparse_mm"}
-#: With several CPU threads, graphs above this many stored entries are multiplied in two
-#: row blocks of equal nnz (see :func:`spmm`).
+#: With several CPU threads, graphs above this many stored entries are timed once as one
+#: call and as two calls on halves of equal nnz; the faster is kept (see :class:`Graph`).
 SPLIT_MIN_NNZ = 1 << 20
+#: Names accepted by ``propagation_dtype``.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+_BAG_OUT = torch.ops.aten._embedding_bag_forward_only.out
 
 
 def resolve_kernel(kernel: str, device: torch.device) -> str:
@@ -46,55 +65,176 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
     return kernel
 
 
-def spmm(adj: torch.Tensor, x: torch.Tensor, kernel: str = "auto") -> torch.Tensor:
+class Graph:
+    """A symmetric CSR adjacency prepared for repeated products.
+
+    Args:
+        adj: (N, N) symmetric sparse CSR tensor (e.g. from :func:`normalized_adjacency`),
+            already in the node order ``order`` describes.
+        order: optional (N,) int64: ``order[k]`` is the node computed at position ``k``.
+            :func:`propagate` maps inputs and outputs, so callers see the original order.
+    """
+
+    def __init__(self, adj: torch.Tensor, order: Optional[torch.Tensor] = None) -> None:
+        self.adj = check_adjacency(adj)
+        self.order = order
+        self.inverse = None
+        if order is not None:
+            if order.shape != (adj.shape[0],):
+                raise ValueError(f"order must have shape ({adj.shape[0]},). Got {order.shape}.")
+            self.order = order.to(device=adj.device, dtype=torch.int64)
+            self.inverse = torch.empty_like(self.order)
+            self.inverse[self.order] = torch.arange(self.order.numel(), device=adj.device)
+        self._csr = {adj.dtype: adj}  # the adjacency with values in each compute dtype
+        self._split: dict[tuple, Optional[int]] = {}  # CPU: measured row split per setting
+        self._local = threading.local()  # per-thread scratch buffers, reused call after call
+
+    @classmethod
+    def wrap(cls, adj: Union[Graph, torch.Tensor]) -> Graph:
+        return adj if isinstance(adj, Graph) else cls(adj)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.adj.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.adj.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.adj.dtype
+
+    def scratch(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """A buffer private to this graph and thread, reused across calls (never returned
+        to callers): fresh (N, d) allocations are page-faulted in anew on every call."""
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        key = (name, tuple(shape), dtype)
+        if key not in buffers:
+            buffers[key] = torch.empty(shape, dtype=dtype, device=self.device)
+        return buffers[key]
+
+    def csr(self, dtype: torch.dtype) -> torch.Tensor:
+        """The adjacency with its values in ``dtype`` (cached)."""
+        if dtype not in self._csr:
+            a = self.adj
+            self._csr[dtype] = torch.sparse_csr_tensor(
+                a.crow_indices(), a.col_indices(), a.values().to(dtype), size=a.shape,
+                check_invariants=False,
+            )  # fmt: skip
+        return self._csr[dtype]
+
+    def matmul(
+        self, x: torch.Tensor, kernel: str = "auto", out: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """``adj @ x`` in ``x``'s dtype and node order; writes into ``out`` when it can."""
+        kernel = resolve_kernel(kernel, x.device)
+        adj = self.csr(x.dtype)
+        if adj._nnz() == 0 or x.numel() == 0:  # embedding_bag rejects zero-width rows
+            return torch.zeros_like(x) if out is None else out.zero_()
+        if kernel == "sparse_mm":
+            return torch.sparse.mm(adj, x)
+        if out is None:
+            out = torch.empty_like(x)
+        crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+        mid = self._split_row(crow, x) if x.device.type == "cpu" else None
+        if mid is None:
+            _bag_into(out, x, crow, col, val)
+            return out
+        # embedding_bag's CPU threads split rows evenly by count; the two blocks of a
+        # bipartite graph have equal nnz but very different row degrees, so one call can
+        # leave a thread idle. Two calls on halves of equal nnz, each writing its rows of
+        # `out`, compute the same sums.
+        lo = int(crow[mid])
+        _bag_into(out[:mid], x, crow[: mid + 1], col[:lo], val[:lo])
+        _bag_into(out[mid:], x, crow[mid:] - lo, col[lo:], val[lo:])
+        return out
+
+    def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[int]:
+        """The row to split at (two calls), or None (one call): timed once per setting."""
+        threads = torch.get_num_threads()
+        nnz = int(crow[-1])
+        if threads < 2 or nnz < SPLIT_MIN_NNZ:
+            return None
+        key = (threads, x.dtype, x.shape[1])
+        if key not in self._split:
+            mid = int(torch.searchsorted(crow, torch.tensor(nnz // 2, dtype=crow.dtype)))
+            if mid <= 0 or mid >= crow.numel() - 1:
+                self._split[key] = None
+            else:
+                self._split[key] = None  # one call while timing it
+                one = _median_time(lambda: self.matmul(x))
+                self._split[key] = mid
+                two = _median_time(lambda: self.matmul(x))
+                self._split[key] = mid if two < one else None
+        return self._split[key]
+
+
+def _median_time(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _bag_into(out: torch.Tensor, x, crow, col, val) -> None:
+    """``out[r] = sum_j val[j] x[col[j]]`` over row ``r``'s entries, written in place."""
+    if out.device.type == "cpu" and out.is_contiguous():
+        scratch = torch.empty(0, dtype=col.dtype, device=col.device)
+        _BAG_OUT(x, col, crow, False, 0, False, val, True, -1,
+                 out0=out, out1=scratch, out2=scratch.clone(), out3=scratch.clone())  # fmt: skip
+        return
+    out.copy_(F.embedding_bag(col, x, crow, mode="sum", per_sample_weights=val,
+                              include_last_offset=True))  # fmt: skip
+
+
+def spmm(
+    adj: Union[Graph, torch.Tensor], x: torch.Tensor, kernel: str = "auto"
+) -> torch.Tensor:
     """One sparse-dense product ``adj @ x`` with the chosen kernel (no autograd through it).
 
     Args:
-        adj: (N, N) sparse CSR tensor.
-        x: (N, d) dense tensor of the same dtype and device.
+        adj: (N, N) sparse CSR tensor or a :class:`Graph` (in its computing order).
+        x: (N, d) dense tensor of the same device, any floating dtype.
         kernel: ``"auto"``, ``"embedding_bag"`` or ``"sparse_mm"``.
 
     Returns:
         (N, d) dense tensor.
     """
-    kernel = resolve_kernel(kernel, x.device)
-    if adj._nnz() == 0 or x.numel() == 0:  # embedding_bag rejects zero-width rows
-        return torch.zeros_like(x)
-    if kernel == "sparse_mm":
-        return torch.sparse.mm(adj, x)
-    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-    nnz = col.numel()
-    if x.device.type != "cpu" or nnz < SPLIT_MIN_NNZ or torch.get_num_threads() < 2:
-        return _bag(crow, col, val, x)
-    # embedding_bag's CPU threads split rows evenly by count; the two blocks of a bipartite
-    # graph have equal nnz but very different row degrees, so one call leaves a thread idle.
-    # Two calls on the equal-nnz halves (for normalized_adjacency: users, then items) keep
-    # both busy (about 1.25x at 2 threads on 5M edges, measured in benchmarks/README.md).
-    mid = int(torch.searchsorted(crow, torch.tensor(nnz // 2, dtype=crow.dtype)))
-    if mid <= 0 or mid >= crow.numel() - 1:
-        return _bag(crow, col, val, x)
-    lo = int(crow[mid])
-    top = _bag(crow[: mid + 1], col[:lo], val[:lo], x)
-    bottom = _bag(crow[mid:] - lo, col[lo:], val[lo:], x)
-    return torch.cat([top, bottom])
-
-
-def _bag(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor):
-    """Rows ``crow``'s bags of ``x``: ``out[r] = sum_j val[j] x[col[j]]`` for j in row r."""
-    return F.embedding_bag(
-        col, x, crow, mode="sum", per_sample_weights=val, include_last_offset=True
-    )
+    return Graph.wrap(adj).matmul(x, kernel)
 
 
 def _propagate_forward(
-    adj: torch.Tensor, x: torch.Tensor, alpha: Sequence[float], kernel: str
+    graph: Graph, x: torch.Tensor, alpha: Sequence[float], kernel: str, dtype: torch.dtype
 ) -> torch.Tensor:
-    """Accumulate ``sum_k alpha[k] adj^k x`` holding three (N, d) buffers at most."""
+    """``sum_k alpha[k] adj^k x`` in ``x``'s dtype, each product computed in ``dtype``.
+
+    Allocates only the returned (N, d) sum; products, casts and the node-order copy go to
+    the graph's scratch buffers.
+    """
+    shape, wide = tuple(x.shape), x.dtype
+    if graph.order is not None:
+        x = torch.index_select(x, 0, graph.order, out=graph.scratch("in", shape, wide))
     out = x * alpha[0]  # (N, d)
-    h = x
-    for a in alpha[1:]:
-        h = spmm(adj, h, kernel)  # (N, d)
-        out.add_(h, alpha=a)
+    if len(alpha) > 1:
+        scale = None
+        h = x
+        if dtype == torch.float16:  # keep values (and tiny gradients) inside float16's range
+            scale = torch.linalg.vector_norm(x, float("inf")).clamp_min(torch.finfo(wide).tiny)
+            h = torch.div(x, scale, out=graph.scratch("narrow", shape, dtype))
+        elif dtype != wide:
+            h = graph.scratch("narrow", shape, dtype).copy_(x)
+        for k, a in enumerate(alpha[1:]):
+            h = graph.matmul(h, kernel, out=graph.scratch(f"product{k % 2}", shape, dtype))
+            src = h if h.dtype == wide else graph.scratch("widened", shape, wide).copy_(h)
+            if scale is None:
+                out.add_(src, alpha=a)
+            else:
+                out.addcmul_(src, scale, value=a)
+    if graph.order is not None:
+        out = out.index_select(0, graph.inverse)
     return out
 
 
@@ -102,15 +242,17 @@ class _SymmetricPropagate(torch.autograd.Function):
     """``Y = sum_k alpha_k A^k X`` whose backward uses ``A^T = A``."""
 
     @staticmethod
-    def forward(ctx, x, adj, alpha, kernel):  # type: ignore[override]
-        ctx.adj, ctx.alpha, ctx.kernel = adj, alpha, kernel
-        return _propagate_forward(adj, x, alpha, kernel)
+    def forward(ctx, x, graph, alpha, kernel, dtype):  # type: ignore[override]
+        ctx.graph, ctx.alpha, ctx.kernel, ctx.dtype = graph, alpha, kernel, dtype
+        return _propagate_forward(graph, x, alpha, kernel, dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):  # type: ignore[override]
-        grad = _propagate_forward(ctx.adj, grad_out.contiguous(), ctx.alpha, ctx.kernel)
-        return grad, None, None, None
+        grad = _propagate_forward(
+            ctx.graph, grad_out.contiguous(), ctx.alpha, ctx.kernel, ctx.dtype
+        )
+        return grad, None, None, None, None
 
 
 def layer_weights(num_layers: int, alpha: Union[None, float, Sequence[float], torch.Tensor]):
@@ -138,12 +280,13 @@ def layer_weights(num_layers: int, alpha: Union[None, float, Sequence[float], to
 
 
 def propagate(
-    adj: torch.Tensor,
+    adj: Union[Graph, torch.Tensor],
     x0: torch.Tensor,
     num_layers: int,
     alpha: Union[None, Sequence[float], torch.Tensor] = None,
     *,
     kernel: str = "auto",
+    dtype: Optional[torch.dtype] = None,
 ) -> torch.Tensor:
     r"""LightGCN propagation :math:`Y = \sum_{k=0}^{K} \alpha_k \hat A^k X_0`.
 
@@ -153,33 +296,41 @@ def propagate(
     values of ``adj`` or to ``alpha`` are not computed.
 
     Args:
-        adj: (N, N) symmetric sparse CSR tensor, e.g. from :func:`normalized_adjacency`.
+        adj: (N, N) symmetric sparse CSR tensor, e.g. from :func:`normalized_adjacency`, or a
+            :class:`Graph` prepared from one (faster when called repeatedly).
         x0: (N, d) dense layer-0 embeddings, same dtype and device as ``adj``.
         num_layers: K >= 0, the number of propagation rounds.
         alpha: K + 1 non-negative layer weights; default ``1 / (K + 1)`` each.
         kernel: ``"auto"`` (default), ``"embedding_bag"`` or ``"sparse_mm"``.
+        dtype: the dtype of each product's rows (default ``x0.dtype``); ``torch.bfloat16``
+            or ``torch.float16`` halve the bytes gathered, the result stays ``x0.dtype``.
 
     Returns:
         (N, d) tensor of final embeddings.
     """
-    adj = check_adjacency(adj)
+    graph = Graph.wrap(adj)
     weights = layer_weights(num_layers, alpha)
     if not isinstance(x0, torch.Tensor):
         raise TypeError(f"x0 must be a torch.Tensor. Got {type(x0).__name__}.")
-    if x0.dim() != 2 or x0.shape[0] != adj.shape[0]:
+    if x0.dim() != 2 or x0.shape[0] != graph.num_nodes:
         raise ValueError(
-            f"x0 must have shape (N, d) with N = {adj.shape[0]}. Got {tuple(x0.shape)} instead."
+            f"x0 must have shape (N, d) with N = {graph.num_nodes}. "
+            f"Got {tuple(x0.shape)} instead."
         )
-    if x0.dtype != adj.dtype:
-        raise TypeError(f"x0 has dtype {x0.dtype} but adj has {adj.dtype}; they must match.")
-    if x0.device != adj.device:
-        raise ValueError(f"x0 is on {x0.device} but adj is on {adj.device}; they must match.")
+    if x0.dtype != graph.dtype:
+        raise TypeError(f"x0 has dtype {x0.dtype} but adj has {graph.dtype}; they must match.")
+    if x0.device != graph.device:
+        raise ValueError(f"x0 is on {x0.device} but adj is on {graph.device}; they must match.")
+    if dtype is None:
+        dtype = x0.dtype
+    elif not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype or None. Got {dtype!r}.")
     kernel = resolve_kernel(kernel, x0.device)
     x0 = x0.contiguous()
     if torch.is_grad_enabled() and x0.requires_grad:
-        return _SymmetricPropagate.apply(x0, adj, weights, kernel)
+        return _SymmetricPropagate.apply(x0, graph, weights, kernel, dtype)
     with torch.no_grad():
-        return _propagate_forward(adj, x0, weights, kernel)
+        return _propagate_forward(graph, x0, weights, kernel, dtype)
 
 
 def check_symmetric(adj: torch.Tensor, atol: Optional[float] = None) -> bool:

@@ -27,7 +27,7 @@ from .config import Config
 from .persistence import float_array, shape_field
 
 #: Config fields that may differ between a checkpoint and the run resuming it.
-RESUMABLE_CHANGES = ("epochs", "device", "extra")
+RESUMABLE_CHANGES = ("epochs", "device", "extra", "cuda_graph")
 
 
 def _tensor_key(index: int, key: str) -> str:

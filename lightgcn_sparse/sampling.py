@@ -87,7 +87,7 @@ class BPRSampler:
         return self._free[users] > 0
 
     def negatives(
-        self, users: ArrayLike, generator: Optional[torch.Generator] = None
+        self, users: ArrayLike, generator: Optional[torch.Generator] = None, *, check: bool = True
     ) -> torch.Tensor:
         """One uniformly random non-interacted item for each entry of ``users``.
 
@@ -102,9 +102,10 @@ class BPRSampler:
             ValueError: if a user has interacted with every item (no negative exists).
         """
         ui = self.interactions
-        users = as_index_tensor("users", users, ui.num_users, self.device)
+        if check:
+            users = as_index_tensor("users", users, ui.num_users, self.device)
         free = self._free[users]  # (n,)
-        if users.numel() and bool((free <= 0).any()):
+        if check and users.numel() and bool((free <= 0).any()):
             bad = int(users[free <= 0][0])
             raise ValueError(
                 f"user {bad} has interacted with all {ui.num_items} items, so no negative "
@@ -116,13 +117,17 @@ class BPRSampler:
         return rank + below
 
     def positives(
-        self, users: torch.Tensor, generator: Optional[torch.Generator] = None
+        self,
+        users: torch.Tensor,
+        generator: Optional[torch.Generator] = None,
+        *,
+        check: bool = True,
     ) -> torch.Tensor:
         """(n,) one item drawn uniformly from each user's interactions (users need >= 1)."""
         ui = self.interactions
         start = ui.indptr[users]
         deg = ui.indptr[users + 1] - start
-        if users.numel() and bool((deg == 0).any()):
+        if check and users.numel() and bool((deg == 0).any()):
             raise ValueError(f"user {int(users[deg == 0][0])} has no interactions to draw from.")
         return ui.indices[start + _uniform_below(deg, generator)]
 
@@ -132,13 +137,7 @@ class BPRSampler:
         Returns:
             three (batch_size,) int64 tensors ``(users, positives, negatives)``.
         """
-        batch_size = check_int("batch_size", batch_size, low=1)
-        self._check_nonempty()
-        pick = _uniform_below(
-            torch.full((batch_size,), self.eligible_users.numel(), device=self.device), generator
-        )
-        users = self.eligible_users[pick]
-        return users, self.positives(users, generator), self.negatives(users, generator)
+        return self.epoch_triples("users", batch_size, 1, generator)[0]
 
     def epoch(
         self, batch_size: int, generator: Optional[torch.Generator] = None
@@ -149,15 +148,53 @@ class BPRSampler:
         nnz' being the interactions of users who have at least one negative.
         """
         batch_size = check_int("batch_size", batch_size, low=1)
+        steps = max(1, -(-self.num_eligible // batch_size))
+        triples, sizes = self.epoch_triples("interactions", batch_size, steps, generator)
+        yield from zip(*(t.split(sizes) for t in triples))
+
+    def epoch_triples(
+        self,
+        mode: str,
+        batch_size: int,
+        steps: int,
+        generator: Optional[torch.Generator] = None,
+    ) -> tuple[Triples, list[int]]:
+        """A whole epoch of ``steps`` batches, drawn at once on the sampler's device.
+
+        ``mode="interactions"``: shuffled passes over the interactions (as :meth:`epoch`),
+        each pass ending with a shorter batch, cut after ``steps`` batches; the random
+        stream is the one :meth:`epoch` uses, so both give the same triples.
+        ``mode="users"``: ``steps * batch_size`` triples with users drawn uniformly.
+        No host synchronization: every draw is a few vectorized ops.
+
+        Returns:
+            ``(users, positives, negatives)``, each (n,) int64, and the batch sizes (summing
+            to n) that cut them into the epoch's batches.
+        """
+        batch_size = check_int("batch_size", batch_size, low=1)
+        steps = check_int("steps", steps, low=1)
         self._check_nonempty()
+        if mode == "users":
+            n = steps * batch_size
+            count = torch.full((n,), self.eligible_users.numel(), device=self.device)
+            users = self.eligible_users[_uniform_below(count, generator)]
+            pos = self.positives(users, generator, check=False)
+            return (users, pos, self.negatives(users, generator, check=False)), [batch_size] * steps
+        if mode != "interactions":
+            raise ValueError(f"mode must be 'interactions' or 'users'. Got {mode!r}.")
         entries = self._eligible_entries
-        perm = entries[
-            torch.randperm(entries.numel(), generator=generator, device=self.device)
-        ]  # (nnz',)
-        for start in range(0, perm.numel(), batch_size):
-            idx = perm[start : start + batch_size]
+        per_pass = -(-entries.numel() // batch_size)
+        parts, sizes = [], []
+        while len(sizes) < steps:
+            take = min(steps - len(sizes), per_pass)
+            perm = entries[torch.randperm(entries.numel(), generator=generator, device=self.device)]
+            idx = perm[: min(take * batch_size, perm.numel())]  # (take * B or less,)
             users = self._user_of[idx]
-            yield users, self.interactions.indices[idx], self.negatives(users, generator)
+            neg = self.negatives(users, generator, check=False)
+            parts.append((users, self.interactions.indices[idx], neg))
+            sizes += [batch_size] * (take - 1) + [idx.numel() - (take - 1) * batch_size]
+        triples = tuple(torch.cat(p) if len(parts) > 1 else p[0] for p in zip(*parts))
+        return triples, sizes  # type: ignore[return-value]
 
     def _check_nonempty(self) -> None:
         if self.eligible_users.numel() == 0:

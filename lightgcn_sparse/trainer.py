@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -30,7 +30,8 @@ from .checkpoint import atomic_write_npz
 from .progress import Progress
 from .recommender import UserItemsLike
 from .resume import read_training_state, training_arrays
-from .sampling import BPRSampler, Triples, validation_triples
+from .sampling import BPRSampler, validation_triples
+from .steps import EagerStep, GraphedStep, keep_freed_memory, make_optimizer
 from .user_items import UserItemIndex, as_user_items
 
 __all__ = ["Callback", "SingleProcess", "TrainState", "Trainer"]
@@ -182,7 +183,10 @@ class Trainer:
             )
         params = model.parameters()
         self.generator = torch.Generator(device=dev).manual_seed(cfg.seed)
-        self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+        graphs = _use_cuda_graph(cfg, dev, strategy)
+        if dev.type == "cpu":
+            keep_freed_memory()
+        self.optimizer = make_optimizer(params, cfg.learning_rate, capturable=graphs)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_decay)
         self.state = TrainState()
         model.history_, model.timings_ = [], []
@@ -195,6 +199,10 @@ class Trainer:
             self.last_checkpoint = (str(resume), self.state.epoch)
         strategy.setup(model)
         steps = cfg.steps_per_epoch(sampler.num_eligible)
+        if graphs:
+            self.step = GraphedStep(model, self.optimizer, cfg.batch_size, cfg.cuda_graph)
+        else:
+            self.step = EagerStep(model, strategy, self.optimizer)
         val_triples = None
         if valid is not None and valid.nnz:
             val_gen = torch.Generator(device=dev).manual_seed(cfg.seed + 1)
@@ -212,13 +220,18 @@ class Trainer:
                 saved.copy_(p.detach())
             total = torch.zeros((), dtype=torch.float64, device=dev)
             count = 0
-            for b, (u, p, n) in enumerate(self._batches(sampler, steps), start=1):
-                total += self._step(u, p, n).to(torch.float64) * u.numel()
+            triples, sizes = sampler.epoch_triples(cfg.sampling, cfg.batch_size, steps,
+                                                   self.generator)  # fmt: skip
+            for b, (u, p, n) in enumerate(zip(*(t.split(sizes) for t in triples)), start=1):
+                total += self.step(u, p, n).to(torch.float64) * u.numel()
                 count += u.numel()
                 for cb in self.callbacks:
                     cb.on_step_end(self, epoch, b)
                 progress.step(epoch, b, steps, total, count)
+            lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
+            if self.optimizer.param_groups[0]["lr"] != lr:
+                self.step.lr_changed()
             model.parameters_changed()
             loss = float(strategy.reduce_sum(total)) / max(count, 1)  # one sync per epoch
             problem = _divergence(loss, model, self.optimizer)
@@ -282,39 +295,6 @@ class Trainer:
             )
         return valid
 
-    def _batches(self, sampler: BPRSampler, steps: int) -> Iterator[Triples]:
-        """The epoch's ``steps`` batches of BPR triples."""
-        cfg = self.model.config
-        if cfg.sampling == "users":
-            for _ in range(steps):
-                yield sampler.sample_users(cfg.batch_size, self.generator)
-            return
-        done = 0
-        while done < steps:  # one or more shuffled passes, cut at `steps` batches
-            for batch in sampler.epoch(cfg.batch_size, self.generator):
-                yield batch
-                done += 1
-                if done == steps:
-                    return
-
-    def _step(self, users, pos, neg) -> torch.Tensor:
-        """One optimizer step on a global batch; returns its mean loss (a device scalar)."""
-        model, strategy, opt = self.model, self.strategy, self.optimizer
-        params = model.parameters()
-        u, p, n, share = strategy.shard(users, pos, neg)
-        opt.zero_grad(set_to_none=True)
-        if u.numel():
-            loss = model.loss(u, p, n)
-            (loss * share if share != 1.0 else loss).backward()
-            part = loss.detach() * share
-        else:  # an empty shard still joins the gradient reduction, with zeros
-            for q in params:
-                q.grad = torch.zeros_like(q)
-            part = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
-        strategy.reduce_gradients(params)
-        opt.step()
-        return part
-
     @torch.no_grad()
     def _validate(self, valid: UserItemIndex, train: UserItemIndex, triples) -> dict:
         model = self.model
@@ -377,6 +357,13 @@ def _divergence(loss: float, model: Any, opt: torch.optim.Optimizer) -> str:
     if not math.isfinite(loss):
         return f"the loss is {loss}"
     return ""
+
+
+def _use_cuda_graph(cfg: Any, device: torch.device, strategy: Any) -> bool:
+    """CUDA graphs for single-process CUDA runs, unless ``cuda_graph="off"``."""
+    if cfg.cuda_graph == "off" or device.type != "cuda":
+        return False
+    return isinstance(strategy, SingleProcess) and strategy.world_size == 1
 
 
 def model_fingerprint(ui: UserItemIndex) -> str:
