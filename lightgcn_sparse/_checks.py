@@ -16,13 +16,38 @@ import torch
 ArrayLike = Union[torch.Tensor, np.ndarray, list, tuple]
 
 
+class InvalidValue(ValueError):
+    """A bad argument or setting; ``name`` is the argument or :class:`Config` field."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class InvalidType(TypeError):
+    """An argument or setting of the wrong type; ``name`` names it."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise naming ``name``."""
+    if value not in choices:
+        raise InvalidValue(name, f"{name} must be one of {choices}. Got {value!r}.")
+    return value
+
+
 def check_int(name: str, value: Any, low: int = 0, high: Optional[int] = None) -> int:
     """Return ``value`` as an int in ``[low, high]`` or raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an int in [{low}, {_hi(high)}. Got {value!r} instead.")
+        message = f"{name} must be an int in [{low}, {_hi(high)}. Got {value!r} instead."
+        raise InvalidType(name, message)
     value = int(value)
     if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be an int in [{low}, {_hi(high)}. Got {value} instead.")
+        message = f"{name} must be an int in [{low}, {_hi(high)}. Got {value} instead."
+        raise InvalidValue(name, message)
     return value
 
 
@@ -35,13 +60,13 @@ def check_float(
 ) -> float:
     """Return ``value`` as a finite float in ``[low, high]`` (``(low, high]`` if low_open)."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number. Got {value!r} instead.")
+        raise InvalidType(name, f"{name} must be a real number. Got {value!r} instead.")
     value = float(value)
     bad = not math.isfinite(value) or value > high or value < low or (low_open and value == low)
     if bad:
         bracket = "(" if low_open else "["
-        raise ValueError(
-            f"{name} must be a finite number in {bracket}{low}, {high}]. Got {value} instead."
+        raise InvalidValue(
+            name, f"{name} must be a finite number in {bracket}{low}, {high}]. Got {value} instead."
         )
     return value
 
@@ -97,7 +122,9 @@ def check_device(device: Union[str, torch.device, None]) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must name a torch device. Got {device!r} instead.") from err
+        message = f"device must name a torch device. Got {device!r} instead."
+        raise InvalidValue("device", message) from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device is {device!r} but CUDA is not available on this machine.")
+        message = f"device is {device!r} but CUDA is not available on this machine."
+        raise InvalidValue("device", message)
     return dev

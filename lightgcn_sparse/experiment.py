@@ -1,28 +1,39 @@
-"""End-to-end workflow on a dataset: split, train, evaluate against a baseline, report.
+"""End-to-end workflow on a dataset: load, split, train, evaluate against a baseline.
 
 This is the public API the CLI is a thin layer over; everything here is usable from Python.
+
+Two evaluation protocols (:data:`PROTOCOLS`):
+
+* ``"honest"`` (the default): early stopping and the kept epoch are chosen on validation
+  data (the split's valid part; for a benchmark folder without ``valid.txt``, a seeded
+  ``valid_fraction`` of each user's training interactions); test is looked at once, at the
+  end.
+* ``"paper"``: what the LightGCN paper and its reference code report. The model trains on
+  all of train (validation interactions folded back in), test is evaluated every
+  ``eval_every`` epochs and the best test point is kept and reported. The test data choose
+  the epoch, so the figure is optimistic; every output says which protocol produced it.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import numpy as np
-import pandas as pd
-
+from ._checks import InvalidValue, check_choice, check_float
 from .baseline import Popularity
-from .checkpoint import CheckpointError, atomic_write_text
+from .checkpoint import CheckpointError
 from .config import Config
-from .data import Interactions, Split, load_dataset, split_interactions
+from .data import InteractionTable, Split, default_split, load_dataset, split_interactions
+from .data.splits import fold_validation_into_train
 from .idmap import IdMap
-from .metrics import METRICS
 from .model import LightGCN
+from .persistence import fingerprint
 from .recommender import FactorRecommender
-from .titles import resolve_title
+from .user_items import user_items_from_csr
+
+PROTOCOLS = ("honest", "paper")
 
 
 @dataclass
@@ -32,17 +43,45 @@ class DataSpec:
     dataset: str = "ml-100k"  # a name from lightgcn_sparse.data.DATASETS, or a path
     data_dir: Optional[str] = None  # explicit folder holding the files
     min_rating: Optional[float] = None  # keep ratings >= this ("liked"); None keeps all
-    split: str = "random"  # "random", "global", "stratified" or "temporal"
+    split: Optional[str] = None  # a method of split_interactions; None: the data's default
     split_seed: int = 2020  # seed of the split (independent of the training seed)
+    valid_fraction: float = 0.1  # split "given" without valid.txt: share of train held out
+    protocol: str = "honest"  # "honest" (validation picks the epoch) or "paper" (test does)
 
-    def load(self, download: bool = True) -> tuple[Interactions, Split]:
+    def __post_init__(self) -> None:
+        check_choice("protocol", self.protocol, PROTOCOLS)
+        check_float("valid_fraction", self.valid_fraction, low=0.0, high=0.9)
+
+    def load(self, download: bool = True) -> tuple[InteractionTable, Split]:
+        """The data and its split under this protocol."""
         data = load_dataset(
             self.dataset, self.data_dir, download=download, min_rating=self.min_rating
         )
-        return data, split_interactions(data, self.split, seed=self.split_seed)
+        return data, self.split_of(data)
+
+    def split_of(self, data: InteractionTable) -> Split:
+        method = self.split or default_split(data)
+        paper = self.protocol == "paper"
+        if method == "given":
+            has_valid = data.parts is not None and bool((data.parts == 1).any())
+            fraction = None if has_valid else (0.0 if paper else self.valid_fraction)
+            split = split_interactions(data, method, seed=self.split_seed, valid_fraction=fraction)
+        else:
+            split = split_interactions(data, method, seed=self.split_seed)
+        return fold_validation_into_train(split) if paper else split
+
+    def resolved(self, data: InteractionTable) -> DataSpec:
+        """This spec with the split method the data defaults to written out."""
+        return dataclasses.replace(self, split=self.split or default_split(data))
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> DataSpec:
+        """From :meth:`to_dict` (older records lack the newer fields: they take defaults)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
 
 
 def train(
@@ -53,31 +92,36 @@ def train(
     checkpoint_path: Optional[Union[str, Path]] = None,
     checkpoint_every: int = 0,
     resume: Optional[Union[str, Path]] = None,
-    data: Optional[tuple[Interactions, Split]] = None,
+    data: Optional[tuple[InteractionTable, Split]] = None,
     strategy: Any = None,
-) -> tuple[LightGCN, Interactions, Split]:
-    """Load and split ``spec``'s data and fit LightGCN with early stopping on validation.
+    callback: Any = None,
+) -> tuple[LightGCN, InteractionTable, Split]:
+    """Load and split ``spec``'s data and fit LightGCN under ``spec.protocol``.
 
-    ``data`` reuses an already loaded ``(interactions, split)``; ``strategy`` is passed to
-    :meth:`LightGCN.fit` (e.g. a :class:`~lightgcn_sparse.distributed.DataParallel`).
+    Honest protocol: early stopping on the validation part. Paper protocol: the test part
+    is evaluated every ``config.eval_every`` epochs and its best point kept (no early stop
+    unless ``config.patience`` is set). ``data`` reuses an already loaded
+    ``(table, split)``; ``strategy`` is passed to :meth:`LightGCN.fit`.
     """
-    data_all, split = data if data is not None else spec.load()
+    table, split = data if data is not None else spec.load()
+    spec = spec.resolved(table)
     config = config.replace(extra={**config.extra, "data": spec.to_dict()})
     model = LightGCN(config)
-    model.dataset = data_all.name or str(spec.dataset)
-    valid = split.valid.to_csr() if split.valid.num_interactions else None
+    model.dataset = table.name or str(spec.dataset)
+    watched = split.test if spec.protocol == "paper" else split.valid
     model.fit(
         split.train.to_csr(),
-        valid,
+        watched.to_csr() if watched.num_interactions else None,
         show_progress=show_progress,
         checkpoint_path=checkpoint_path,
         checkpoint_every=checkpoint_every,
         resume=resume,
         strategy=strategy,
-        user_ids=data_all.user_ids,
-        item_ids=data_all.item_ids,
+        user_ids=table.user_ids,
+        item_ids=table.item_ids,
+        callback=callback,
     )
-    return model, data_all, split
+    return model, table, split
 
 
 def seen_in_training(split: Split):
@@ -96,120 +140,65 @@ def popularity_metrics(split: Split, ks=(10, 20), device: str = "cpu") -> dict[s
     return evaluate_test(Popularity(device).fit(split.train.to_csr()), split, ks)
 
 
-def metrics_table(results: dict[str, dict[str, float]], ks=(10, 20)) -> pd.DataFrame:
-    """Rows ``Recall@10 ...``, one column per model (e.g. LightGCN, Popularity)."""
-    names = {"recall": "Recall", "precision": "Precision", "ndcg": "NDCG", "hit": "HitRate",
-             "map": "MAP"}  # fmt: skip
-    rows = [(f"{names[m]}@{k}", f"{m}@{k}") for m in METRICS for k in ks]
-    return pd.DataFrame(
-        {col: [res.get(key, math.nan) for _, key in rows] for col, res in results.items()},
-        index=[label for label, _ in rows],
-    )
-
-
-def finish_training(
-    model: LightGCN,
-    split: Split,
-    out_dir: Union[str, Path],
-    ks=(10, 20),
-    metrics_json: Optional[Union[str, Path]] = None,
-    extra: Optional[dict[str, Any]] = None,
-) -> dict[str, Any]:
-    """Evaluate on test (popularity beside), then write the model, history and metrics.
-
-    Evaluation runs before anything is written, so a failure leaves earlier outputs intact;
-    every file is written atomically. Returns the metrics payload also saved as
-    ``out_dir/metrics.json`` (and ``metrics_json`` if given): LightGCN's test metrics at the
-    top level, ``baseline`` for popularity's, plus run facts and ``extra``.
-    """
-    ks = tuple(sorted(set(ks)))
-    ours = evaluate_test(model, split, ks)
-    pop = popularity_metrics(split, ks, model.config.device)
-    out = Path(out_dir)
-    model.save(out / "model.npz")
-    write_history(model, out)
-    payload: dict[str, Any] = dict(ours)
-    payload.update(
-        baseline=pop,
-        best_epoch=model.best_epoch_,
-        epochs_run=len(model.history_),
-        config=model.config.to_dict(),
-        **(extra or {}),
-    )
-    text = json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n"
-    for path in (out / "metrics.json", metrics_json):
-        if path:
-            atomic_write_text(path, text)
-    return payload
-
-
-def history_frame(model: LightGCN) -> pd.DataFrame:
-    return pd.DataFrame(model.history_)
-
-
-def write_history(model: LightGCN, out_dir: Union[str, Path]) -> list[Path]:
-    """Write ``history.csv``, ``history.json``, ``timings.json`` and, when matplotlib is
-    installed, a plot. Wall-clock times go to ``timings.json`` only, so the other files of
-    two identical runs are identical byte for byte."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = history_frame(model)
-    written = [out / "history.csv", out / "history.json", out / "timings.json"]
-    atomic_write_text(written[0], frame.to_csv(index=False))
-    atomic_write_text(written[1], json.dumps(model.history_, indent=1, default=float) + "\n")
-    timings = {"epochs": model.timings_, "train_seconds": train_seconds(model)}
-    atomic_write_text(written[2], json.dumps(timings, indent=1, default=float) + "\n")
-    plot = plot_history(frame, out / "history.png", model.config.metric)
-    return written + ([plot] if plot else [])
-
-
-def train_seconds(model: LightGCN) -> float:
-    """Wall-clock seconds of the epochs trained (validation included)."""
-    return float(sum(t["seconds"] for t in getattr(model, "timings_", [])))
-
-
-def plot_history(frame: pd.DataFrame, path: Path, metric: str) -> Optional[Path]:
-    """Loss (train and validation) and the validation metric per epoch; None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(frame["epoch"], frame["loss"], label="train BPR loss")
-    if "val_loss" in frame:
-        ax1.plot(frame["epoch"], frame["val_loss"], label="validation BPR loss")
-    ax1.set_xlabel("epoch")
-    ax1.legend()
-    if metric in frame:
-        ax2.plot(frame["epoch"], frame[metric], label=f"validation {metric}")
-        ax2.set_xlabel("epoch")
-        ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def protocol_note(spec: DataSpec, model: LightGCN) -> str:
+    """One line saying how the reported epoch was chosen."""
+    every = model.config.eval_every
+    ran = len(model.history_)
+    if spec.protocol == "paper":
+        return (
+            f"best test point along the run: epoch {model.best_epoch_} of {ran}, test every "
+            f"{every} epoch(s) (paper protocol: the test data chose the epoch)"
+        )
+    if any("improved" in r for r in model.history_):
+        return (
+            f"test at the epoch chosen on validation: epoch {model.best_epoch_} of {ran} "
+            "(honest protocol)"
+        )
+    return f"test after the last epoch, {ran} (no validation data: nothing chose the epoch)"
 
 
 def load_model_and_data(
-    model_path: Union[str, Path], spec: Optional[DataSpec] = None, download: bool = True
-) -> tuple[LightGCN, Interactions, Split]:
-    """Load a saved model and the data it was trained on; refuse a mismatched dataset."""
+    model_path: Union[str, Path],
+    overrides: Optional[dict[str, Any]] = None,
+    download: bool = True,
+) -> tuple[LightGCN, InteractionTable, Split, DataSpec]:
+    """Load a saved model and the data and split it was trained on.
+
+    ``overrides`` replaces fields of the recorded :class:`DataSpec` (``None`` values are
+    ignored). The split is re-derived and checked: its training part must be exactly the
+    interactions the model was trained on, otherwise evaluating would leak training data
+    into "test" (or score a different test set), and :class:`CheckpointError` says so.
+    """
     model = LightGCN.load(model_path)
+    where = repr(str(model_path))
     saved = model.config.extra.get("data")
-    if spec is None:
-        if not saved:
-            raise CheckpointError(f"{str(model_path)!r} does not record its dataset; pass one.")
-        spec = DataSpec(**saved)
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not saved and "dataset" not in changes:
+        raise CheckpointError(f"{where} does not record its dataset; pass --dataset.")
+    spec = DataSpec.from_dict({**(saved or {}), **changes})
     data, split = spec.load(download=download)
     check_same_catalogue(model, data, model_path)
-    return model, data, split
+    trained = fingerprint(user_items_from_csr(split.train.to_csr()))
+    if trained != model.fingerprint_:
+        recorded = DataSpec.from_dict(saved) if saved else None
+        differ = [
+            f"{k}={getattr(spec, k)!r} (model: {getattr(recorded, k)!r})"
+            for k in ("dataset", "data_dir", "min_rating", "split", "split_seed",
+                      "valid_fraction", "protocol")
+            if recorded is not None and getattr(spec, k) != getattr(recorded, k)
+        ]  # fmt: skip
+        why = f" ({', '.join(differ)})" if differ else ""
+        raise CheckpointError(
+            f"{where} was not trained on the training part of this split{why}: its test "
+            "part would hold the model's own training interactions, or other ones. Evaluate "
+            "with the data and split the model was trained with (omit the data options to "
+            "use the recorded ones)."
+        )
+    return model, data, split, spec
 
 
-def check_same_catalogue(model: LightGCN, data: Interactions, model_path) -> None:
-    same = (model.num_users, model.num_items) == (data.num_users, data.num_items)
+def check_same_catalogue(model: FactorRecommender, data: InteractionTable, model_path) -> None:
+    same = (model.trained_users_, model.trained_items_) == (data.num_users, data.num_items)
     if same:
         same = model.item_map == IdMap(data.item_ids) and model.user_map == IdMap(data.user_ids)
     if not same:
@@ -220,25 +209,11 @@ def check_same_catalogue(model: LightGCN, data: Interactions, model_path) -> Non
         )
 
 
-def titles_of(data: Interactions) -> tuple[list[str], Optional[list]]:
-    if data.items_meta is None:
-        return [str(i) for i in data.item_ids], None
-    return data.items_meta["title"].astype(str).tolist(), data.items_meta["year"].tolist()
-
-
-def find_movie(data: Interactions, query: str) -> int:
-    """The item index whose title matches ``query`` (see :func:`titles.resolve_title`)."""
-    titles, years = titles_of(data)
-    return resolve_title(query, titles, years)
-
-
-def describe_items(data: Interactions, ids: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
-    """A table of recommended items: raw id, title, year, genres and score."""
-    frame = pd.DataFrame({"item": np.asarray(data.item_ids)[ids], "score": scores})
-    if data.items_meta is not None:
-        meta = data.items_meta.iloc[ids].reset_index(drop=True)
-        frame = pd.concat(
-            [frame[["item"]], meta[["title", "year", "genres"]], frame[["score"]]], axis=1
+def check_cutoffs(ks, num_items: int, name: str = "ks") -> tuple[int, ...]:
+    """``ks`` sorted and checked against the catalogue (``InvalidValue`` naming ``name``)."""
+    ks = tuple(sorted(set(ks)))
+    if ks and max(ks) > num_items:
+        raise InvalidValue(
+            name, f"cutoff {max(ks)} is larger than the catalogue ({num_items} items)."
         )
-    frame.index = pd.RangeIndex(1, len(frame) + 1, name="rank")
-    return frame
+    return ks

@@ -86,7 +86,7 @@ class IdMap:
             key = key if isinstance(key, str) else (str(key) if isinstance(key, int) else None)
         found = self._table().get(key) if key is not None else None
         if found is None:
-            shown = repr(raw.item() if isinstance(raw, np.generic) else raw)
+            shown = str(key) if self.is_integer and key is not None else repr(key or raw)
             where = f" of {self.source}" if self.source else ""
             raise UnknownIdError(
                 f"unknown {self.kind} id {shown}: not among the {len(self)} {self.kind}s{where}"

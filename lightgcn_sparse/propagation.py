@@ -40,7 +40,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_float, check_int
+from ._checks import InvalidType, InvalidValue, check_float, check_int
 from .adjacency import check_adjacency
 
 KERNELS = ("embedding_bag", "sparse_mm")
@@ -266,15 +266,17 @@ def layer_weights(num_layers: int, alpha: Union[None, float, Sequence[float], to
     if isinstance(alpha, torch.Tensor):
         alpha = alpha.detach().cpu().reshape(-1).tolist()
     elif isinstance(alpha, (int, float)):
-        raise TypeError(
+        raise InvalidType(
+            "alpha",
             f"alpha must be a sequence of num_layers + 1 = {num_layers + 1} weights or None. "
-            f"Got the scalar {alpha!r}."
+            f"Got the scalar {alpha!r}.",
         )
     alpha = list(alpha)
     if len(alpha) != num_layers + 1:
-        raise ValueError(
+        raise InvalidValue(
+            "alpha",
             f"alpha must have num_layers + 1 = {num_layers + 1} entries. "
-            f"Got {len(alpha)}: {alpha!r}."
+            f"Got {len(alpha)}: {alpha!r}.",
         )
     return [check_float(f"alpha[{k}]", a, low=0.0) for k, a in enumerate(alpha)]
 

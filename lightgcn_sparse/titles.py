@@ -16,6 +16,8 @@ from typing import Any
 
 __all__ = [
     "ARTICLES",
+    "AmbiguousTitle",
+    "NoMatch",
     "closest_titles",
     "match_titles",
     "normalize_title",
@@ -231,28 +233,57 @@ def _display(i: int, titles: list[str], title_years: list[int | None]) -> str:
     return title
 
 
-def resolve_title(query: str, titles: Sequence[str], years: Sequence[Any] | None = None) -> int:
+class NoMatch(ValueError):
+    """No title (or id) matches what was asked for; the message suggests close ones."""
+
+
+class AmbiguousTitle(ValueError):
+    """Several titles match; ``matches`` holds their indices."""
+
+    def __init__(self, message: str, matches: list[int]) -> None:
+        super().__init__(message)
+        self.matches = matches
+
+
+def resolve_title(
+    query: str,
+    titles: Sequence[str],
+    years: Sequence[Any] | None = None,
+    ids: Sequence[Any] | None = None,
+    noun: str = "movie",
+) -> int:
     """The index of the one title matching ``query``.
 
+    Args:
+        ids: the raw id of each title, shown in messages (default: none shown).
+        noun: what the titles name, for messages.
+
     Raises:
-        ValueError: several titles match (the message lists them with their years, so the
-            query can be narrowed with ``"Title (1995)"``) or none does (the message
-            suggests the closest titles).
+        AmbiguousTitle: several titles match. The message lists them with their years and
+            ids: a year narrows the query (``"Title (1995)"``), an id picks one whose title
+            and year are the same as another's.
+        NoMatch: none matches; the message suggests the closest titles.
     """
     matches = match_titles(query, titles, years)
     if len(matches) == 1:
         return matches[0]
     titles = _as_titles(titles)
     title_years = _title_years(titles, years)
+
+    def shown(i: int) -> str:
+        tag = f"[id {ids[i]}] " if ids is not None else ""
+        return f"{tag}{_display(i, titles, title_years)}"
+
     if matches:
-        listed = "; ".join(f"[{i}] {_display(i, titles, title_years)}" for i in matches[:10])
+        listed = "; ".join(shown(i) for i in matches[:10])
         more = f" (and {len(matches) - 10} more)" if len(matches) > 10 else ""
-        raise ValueError(
-            f"{query!r} matches several movies: {listed}{more}. "
-            "Add the year to tell them apart, e.g. 'Title (1995)'."
-        )
+        hint = "add the year to tell them apart, e.g. 'Title (1995)'"
+        if ids is not None:
+            hint += f", or give the id, e.g. 'id:{ids[matches[0]]}'"
+        raise AmbiguousTitle(f"{query!r} matches several {noun}s: {listed}{more}; {hint}.",
+                             matches)  # fmt: skip
     suggestions = closest_titles(query, titles, n=5)
     if suggestions:
         listed = ", ".join(repr(_display(i, titles, title_years)) for i in suggestions)
-        raise ValueError(f"No movie matches {query!r}. Did you mean: {listed}?")
-    raise ValueError(f"No movie matches {query!r}.")
+        raise NoMatch(f"No {noun} matches {query!r}. Did you mean: {listed}?")
+    raise NoMatch(f"No {noun} matches {query!r}.")

@@ -29,14 +29,10 @@ import click
 import torch.distributed as dist
 
 from . import experiment
-from .cli import (
-    _config,
-    _spec,
-    friendly_errors,
-    report_training,
-    train_options,
-)
+from .cli import report_training
+from .cli_options import config_of, friendly_errors, spec_of, train_options
 from .distributed import DataParallel, init_distributed
+from .reporting import check_outputs
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,33 +45,20 @@ from .distributed import DataParallel, init_distributed
     help="auto: gloo on CPU, nccl on CUDA.",
 )
 @friendly_errors
-def main(
-    dataset,
-    data_dir,
-    min_rating,
-    split_method,
-    split_seed,
-    no_download,
-    preset_name,
-    alpha,
-    out,
-    metrics_json,
-    checkpoint_every,
-    resume,
-    ks,
-    quiet,
-    backend,
-    **overrides,
-):
-    """Train LightGCN data-parallel over the processes started by torchrun."""  # fmt: skip
-    spec = _spec(dataset, data_dir, min_rating, split_method, split_seed)
-    cfg = _config(preset_name, alpha, overrides)
+def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, ks, quiet, backend,
+         **options):  # fmt: skip
+    """Train LightGCN data-parallel over the processes started by torchrun."""
+    spec = spec_of(options)
+    cfg = config_of(preset_name, alpha, options)
+    no_download = options["no_download"]
     device = init_distributed(cfg.device, None if backend == "auto" else backend)
     try:
         cfg = cfg.replace(device=str(device))
         rank = dist.get_rank()
         show = rank == 0 and not quiet
         out = Path(out)
+        if rank == 0:
+            check_outputs(out, metrics_json)
         # The first process of each machine loads (and if need be downloads) the data first,
         # so that the others find it in the cache instead of downloading it concurrently.
         local_first = os.environ.get("LOCAL_RANK", "0") == "0"
@@ -102,7 +85,8 @@ def main(
             )  # fmt: skip
         if rank == 0:
             extra = {"world_size": strategy.world_size}
-            report_training(model, split, out, ks, metrics_json, extra)
+            resolved = spec.resolved(data)
+            report_training(model, split, resolved, out, ks, metrics_json, extra, quiet=quiet)
         dist.barrier()  # the others leave the group only once rank 0 has written everything
     finally:
         dist.destroy_process_group()

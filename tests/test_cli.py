@@ -66,7 +66,9 @@ def test_train_writes_model_history_and_metrics(trained):
     assert metrics["epochs_run"] == 2 and metrics["best_epoch"] in (1, 2)
     assert metrics["config"]["embedding_dim"] == 16
     assert json.loads((out / "metrics.json").read_text()) == metrics
-    assert "best epoch" in output and "Recall@20" in output and "saved" in output
+    assert "test at the epoch chosen on validation: epoch" in output
+    assert "(honest protocol)" in output and "Recall@20" in output and "saved" in output
+    assert metrics["protocol"] == "honest" and metrics["selected_on"] == "validation"
     history = json.loads((out / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2]
     assert all("loss" in r and "val_loss" in r for r in history)
@@ -85,7 +87,7 @@ def test_evaluate_reproduces_the_training_metrics(trained, tmp_path):
 def test_recommend_for_a_known_user(trained, ml100k):
     out, _, _ = trained
     result = run("recommend", "--model", str(out / "model.npz"), "--user", "196", "-k", "5")
-    assert "Top 5 for user 196" in result.output
+    assert "Top 5 movies for user 196 (training movies excluded):" in result.output
     shown = table_items(result.output)
     model = LightGCN.load(out / "model.npz")
     ids, _ = model.recommend(ml100k.user_index(196), N=5)
@@ -128,7 +130,7 @@ def test_recommend_with_a_bad_title_lists_candidates(trained, title, expected):
 def test_similar_movies(trained):
     out, _, _ = trained
     result = run("similar", "--model", str(out / "model.npz"), "--movie", "star wars", "-k", "4")
-    assert "Movies similar to Star Wars (1977):" in result.output
+    assert "Movies similar to Star Wars (1977) (4):" in result.output
     shown = table_items(result.output)
     assert len(shown) == 4 and "50" not in shown  # raw id 50 is Star Wars itself
 
@@ -136,13 +138,10 @@ def test_similar_movies(trained):
 def test_info_describes_the_dataset_and_split(ml100k):
     result = run("info", "--dataset", "ml-100k")
     text = result.output
-    assert "users: 943" in text and "items: 1682" in text
-    counts = {
-        part: int(line.split(":")[1])
-        for line in text.splitlines()
-        for part in ("train", "valid", "test")
-        if line.strip().startswith(f"{part} interactions")
-    }
+    assert "users: 943" in text and "items: 1,682" in text
+    line = next(x for x in text.splitlines() if "split random (honest protocol):" in x)
+    counts = dict(part.split() for part in line.split(": ", 1)[1].split(" / "))
+    counts = {k: int(v.replace(",", "")) for k, v in counts.items()}
     assert sum(counts.values()) == 100000 and counts["train"] > counts["test"] > 0
 
 

@@ -24,7 +24,7 @@ import torch.multiprocessing as mp
 from click.testing import CliRunner
 
 from lightgcn_sparse import experiment
-from lightgcn_sparse.cli import _config
+from lightgcn_sparse.cli_options import config_of
 from lightgcn_sparse.config import Config
 from lightgcn_sparse.distributed import (
     DataParallel,
@@ -302,7 +302,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path, one_thread):
     assert saved["world_size"] == WORLD
 
     spec = experiment.DataSpec(dataset=str(data))
-    ref, _, _ = experiment.train(spec, _config("default", (), options), show_progress=False)
+    ref, _, _ = experiment.train(spec, config_of("default", (), options), show_progress=False)
     one = ref.history_
     metric = ref.config.metric
     best_one = max(r[metric] for r in one)

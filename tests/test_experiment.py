@@ -9,10 +9,10 @@ from lightgcn_sparse.experiment import (
     DataSpec,
     check_same_catalogue,
     evaluate_test,
-    metrics_table,
     popularity_metrics,
     train,
 )
+from lightgcn_sparse.reporting import metrics_table
 
 needs_ml100k = pytest.mark.skipif(
     find_recbole_ml100k()[0] is None,

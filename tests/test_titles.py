@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from lightgcn_sparse.titles import (
+    AmbiguousTitle,
     closest_titles,
     match_titles,
     normalize_title,
@@ -101,8 +102,15 @@ def test_closest_titles() -> None:
 def test_resolve_title() -> None:
     assert resolve_title("star wars", TITLES) == 5
     assert resolve_title("Heat (1995)", TITLES) == 0
-    with pytest.raises(ValueError, match=r"'Heat' matches several movies: \[0\] Heat \(1995\)"):
+    with pytest.raises(AmbiguousTitle, match=r"'Heat' matches several movies: Heat \(1995\); "
+                       r"Heat \(1986\); add the year") as excinfo:
         resolve_title("Heat", TITLES)
+    assert excinfo.value.matches == [0, 1]
+    # With raw ids, the message shows them and offers them (same title and year: only an id
+    # tells the two apart).
+    with pytest.raises(AmbiguousTitle, match=r"\[id 17\] Emma \(1996\); \[id 42\] Emma "
+                       r"\(1996\); add the year .*, or give the id, e.g. 'id:17'"):
+        resolve_title("Emma (1996)", ["Emma (1996)", "Emma (1996)"], ids=[17, 42])
     with pytest.raises(ValueError, match=r"No movie matches 'Star Warz'\. Did you mean: 'Star"):
         resolve_title("Star Warz", TITLES)
     with pytest.raises(ValueError, match=r"^No movie matches 'qqqq'\.$"):
@@ -110,7 +118,7 @@ def test_resolve_title() -> None:
 
 
 def test_resolve_title_shows_separate_years() -> None:
-    with pytest.raises(ValueError, match=r"\[0\] Heat \(1995\); \[1\] Heat \(1986\)"):
+    with pytest.raises(ValueError, match=r"Heat \(1995\); Heat \(1986\)"):
         resolve_title("Heat", ["Heat", "Heat"], [1995, 1986])
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from .table import InteractionTable
+from .table import _PER_INTERACTION, InteractionTable
 
 __all__ = ["SPLIT_METHODS", "Split", "default_split", "split_interactions"]
 
@@ -238,3 +239,17 @@ def _temporal_parts(data: InteractionTable) -> np.ndarray:
     part = np.empty(n, dtype=np.int64)
     part[order] = part_sorted
     return part
+
+
+def fold_validation_into_train(split: Split) -> Split:
+    """The parts with the validation interactions moved into train (the paper protocol:
+    train on all of train, report test); test is unchanged."""
+    train, valid, test = split
+    if valid.num_interactions == 0:
+        return split
+    columns = {}
+    for arg in _PER_INTERACTION:
+        a, b = getattr(train, arg), getattr(valid, arg)
+        columns[arg] = None if a is None or b is None else np.concatenate([a, b])
+    empty = valid.subset(np.zeros(0, dtype=np.int64))
+    return Split(dataclasses.replace(train, **columns), empty, test)

@@ -281,8 +281,8 @@ def _files_phrase(files: tuple[str, ...]) -> str:
 
 
 def _slashed(values: Any) -> str:
-    """``"20 / 65 / 737"``: whole numbers without a decimal point, others to 3 digits."""
-    return " / ".join(str(int(v)) if float(v).is_integer() else f"{float(v):.3g}" for v in values)
+    """``"20 / 65 / 1,737"``: whole numbers with thousands separators, others to 3 digits."""
+    return " / ".join(f"{int(v):,}" if float(v).is_integer() else f"{float(v):.3g}" for v in values)
 
 
 def _date(seconds: int) -> str:

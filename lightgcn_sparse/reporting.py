@@ -1,0 +1,202 @@
+"""What a training run writes: checked before the first step, locked, written atomically.
+
+An output folder holds ``model.npz``, ``metrics.json``, ``history.csv``/``.json`` (results
+only: two identical runs give identical files, byte for byte), ``timings.json`` (wall-clock
+seconds, kept apart), ``checkpoint.npz`` when asked, and ``history.png`` when matplotlib is
+installed. :func:`check_outputs` finds an unwritable place before any training, and
+:class:`RunLock` keeps a second run from writing into the same folder at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import pandas as pd
+
+from .checkpoint import atomic_write_text
+from .metrics import METRICS
+from .model import LightGCN
+
+PathLike = Union[str, Path]
+
+
+class OutputError(OSError):
+    """An output location cannot be written; the message names it."""
+
+
+def check_outputs(out_dir: PathLike, metrics_json: Optional[PathLike] = None) -> None:
+    """Fail now, before any training, if ``out_dir`` or ``metrics_json`` cannot be written.
+
+    Creates ``out_dir`` if needed and writes (then removes) a probe file in it and in the
+    folder of ``metrics_json``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {str(out)!r} is a file; name a folder to write the run into.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"--out {str(out)!r} cannot be created ({_reason(err)}).") from err
+    _probe(out, f"--out {str(out)!r}")
+    if metrics_json:
+        path = Path(metrics_json)
+        if path.is_dir():
+            raise OutputError(
+                f"--metrics-json {str(path)!r} is a folder; name a file, e.g. {path / 'm.json'}."
+            )
+        if not path.parent.is_dir():
+            raise OutputError(
+                f"--metrics-json {str(path)!r}: the folder {str(path.parent)!r} does not exist."
+            )
+        _probe(path.parent, f"--metrics-json {str(path)!r}")
+
+
+def _probe(folder: Path, what: str) -> None:
+    try:
+        fd, name = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        raise OutputError(f"{what} cannot be written ({_reason(err)}).") from err
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or type(err).__name__
+
+
+class RunLock:
+    """An exclusive lock on an output folder for the length of a run (``with RunLock(out):``).
+
+    A second run into the same folder fails at once with :class:`OutputError` instead of
+    overwriting the first one's files. The lock is an ``fcntl`` lock on ``<out>/.lock``,
+    released when the process ends, however it ends. Where ``fcntl`` is missing (Windows)
+    it does nothing.
+    """
+
+    def __init__(self, out_dir: PathLike) -> None:
+        self.path = Path(out_dir) / ".lock"
+        self._fd: Optional[int] = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputError(
+                f"another run is writing into {str(self.path.parent)!r}; wait for it to "
+                "finish or give this one another --out."
+            ) from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+
+def finish_training(
+    model: LightGCN,
+    split: Any,
+    out_dir: PathLike,
+    ks=(10, 20),
+    metrics_json: Optional[PathLike] = None,
+    extra: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
+    """Evaluate on test (popularity beside), then write the model, history and metrics.
+
+    Evaluation runs before anything is written, so a failure leaves earlier outputs intact;
+    every file is written atomically. Returns the metrics payload also saved as
+    ``out_dir/metrics.json`` (and ``metrics_json`` if given): LightGCN's test metrics at the
+    top level, ``baseline`` for popularity's, plus run facts and ``extra`` (no timings).
+    """
+    from .experiment import evaluate_test, popularity_metrics
+
+    ks = tuple(sorted(set(ks)))
+    ours = evaluate_test(model, split, ks)
+    pop = popularity_metrics(split, ks, model.config.device)
+    out = Path(out_dir)
+    model.save(out / "model.npz")
+    write_history(model, out)
+    payload: dict[str, Any] = dict(ours)
+    payload.update(
+        baseline=pop,
+        best_epoch=model.best_epoch_,
+        epochs_run=len(model.history_),
+        config=model.config.to_dict(),
+        **(extra or {}),
+    )
+    text = json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n"
+    for path in (out / "metrics.json", metrics_json):
+        if path:
+            atomic_write_text(path, text)
+    return payload
+
+
+def metrics_table(results: dict[str, dict[str, float]], ks=(10, 20)) -> pd.DataFrame:
+    """Rows ``Recall@10 ...``, one column per model (e.g. LightGCN, Popularity)."""
+    names = {"recall": "Recall", "precision": "Precision", "ndcg": "NDCG", "hit": "HitRate",
+             "map": "MAP"}  # fmt: skip
+    rows = [(f"{names[m]}@{k}", f"{m}@{k}") for m in METRICS for k in ks]
+    return pd.DataFrame(
+        {col: [res.get(key, math.nan) for _, key in rows] for col, res in results.items()},
+        index=[label for label, _ in rows],
+    )
+
+
+def write_history(model: LightGCN, out_dir: PathLike) -> list[Path]:
+    """Write ``history.csv``, ``history.json``, ``timings.json`` and, when matplotlib is
+    installed, a plot. Wall-clock times go to ``timings.json`` only, so the other files of
+    two identical runs are identical byte for byte."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(model.history_)
+    written = [out / "history.csv", out / "history.json", out / "timings.json"]
+    atomic_write_text(written[0], frame.to_csv(index=False))
+    atomic_write_text(written[1], json.dumps(model.history_, indent=1, default=float) + "\n")
+    timings = {"epochs": model.timings_, "train_seconds": train_seconds(model)}
+    atomic_write_text(written[2], json.dumps(timings, indent=1, default=float) + "\n")
+    plot = plot_history(frame, out / "history.png", model.config.metric)
+    return written + ([plot] if plot else [])
+
+
+def train_seconds(model: LightGCN) -> float:
+    """Wall-clock seconds of the epochs trained (validation included)."""
+    return float(sum(t["seconds"] for t in getattr(model, "timings_", [])))
+
+
+def plot_history(frame: pd.DataFrame, path: Path, metric: str) -> Optional[Path]:
+    """Loss (train and validation) and the watched metric per epoch; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(frame["epoch"], frame["loss"], label="train BPR loss")
+    if "val_loss" in frame:
+        ax1.plot(frame["epoch"], frame["val_loss"], label="held-out BPR loss")
+    ax1.set_xlabel("epoch")
+    ax1.legend()
+    if metric in frame:
+        points = frame[["epoch", metric]].dropna()
+        ax2.plot(points["epoch"], points[metric], label=f"held-out {metric}")
+        ax2.set_xlabel("epoch")
+        ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
