@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from ._checks import check_device
+from .catalogue import UserItemsLike, training_data
 from .checkpoint import CheckpointError, atomic_write_npz, read_npz, require_fields
 from .persistence import catalogue_arrays, fingerprint, read_catalogue
-from .recommender import FactorRecommender, UserItemsLike, as_train
+from .recommender import FactorRecommender
 from .user_items import UserItemIndex
 
 __all__ = ["Popularity"]
@@ -58,14 +59,10 @@ class Popularity(FactorRecommender):
 
         ``validation`` and training options are accepted for the common contract and unused.
         """
-        from .idmap import IdMap
-
-        train = as_train(user_items, self._device)
-        self._set_catalogue(
-            train,
-            IdMap(user_ids, "user") if user_ids is not None else None,
-            IdMap(item_ids, "item") if item_ids is not None else None,
+        train, _, user_map, item_map = training_data(
+            user_items, None, self._device, user_ids, item_ids
         )
+        self._set_catalogue(train, user_map, item_map)
         self.fingerprint_ = fingerprint(train)
         self.best_epoch_, self.history_ = 0, []
         return self

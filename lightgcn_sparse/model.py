@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ._checks import check_device
 from .adjacency import node_order, normalized_adjacency, permute_adjacency
+from .catalogue import NotFittedError, UserItemsLike, training_data
 from .checkpoint import (
     CheckpointError,
     atomic_write_npz,
@@ -46,7 +47,7 @@ from .persistence import (
     summary_field,
 )
 from .propagation import DTYPES, Graph, layer_weights, propagate
-from .recommender import FactorRecommender, NotFittedError, UserItemsLike, as_train
+from .recommender import FactorRecommender
 from .user_items import UserItemIndex
 
 __all__ = ["LightGCN", "NotFittedError", "TrainingDiverged"]
@@ -185,10 +186,13 @@ class LightGCN(FactorRecommender):
 
         Args:
             user_items: scipy (U, I) sparse matrix of interactions (any positive value counts
-                once; negative values are refused), a :class:`UserItemIndex`, or a tuple
-                ``(users, items)`` / ``(users, items, U, I)`` of index arrays.
-            validation: (U, I) held-out interactions for early stopping on
-                ``config.metric`` (already-seen training items are excluded from ranking).
+                once; negative values are refused), a :class:`UserItemIndex`, a tuple
+                ``(users, items)`` / ``(users, items, U, I)`` of index arrays, or a pandas
+                DataFrame of raw ids (columns ``user`` and ``item``; the model then maps
+                raw ids both ways: :meth:`user_index`, :attr:`item_ids`).
+            validation: held-out interactions for early stopping on ``config.metric``
+                (already-seen training items are excluded from ranking): the same kind as
+                ``user_items``.
             show_progress: print progress to stderr.
             checkpoint_path: where to write training checkpoints (atomically).
             checkpoint_every: write a checkpoint every this many epochs (0: never).
@@ -214,10 +218,8 @@ class LightGCN(FactorRecommender):
         from .trainer import Trainer  # the trainer imports this module
 
         self.config.validate()
-        train = as_train(user_items, self.device)
-        maps = (
-            IdMap(user_ids, "user") if user_ids is not None else None,
-            IdMap(item_ids, "item") if item_ids is not None else None,
+        train, validation, *maps = training_data(
+            user_items, validation, self.device, user_ids, item_ids
         )
         trainer = Trainer(
             self,

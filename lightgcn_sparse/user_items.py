@@ -121,7 +121,8 @@ def user_items_from_csr(
 ) -> UserItemIndex:
     """Build :class:`UserItemIndex` from a scipy users x items sparse matrix (any format).
 
-    Explicit zeros are dropped; any stored non-zero value counts as one interaction.
+    Explicit zeros are dropped; any stored positive value counts as one interaction;
+    negative values are refused (they are not interactions to learn from).
     """
     if not sp.issparse(matrix):
         raise TypeError(
@@ -132,6 +133,12 @@ def user_items_from_csr(
         raise ValueError(f"{name} holds NaN or infinite values.")
     csr.sum_duplicates()  # before eliminate_zeros: duplicates may sum to an explicit zero
     csr.eliminate_zeros()
+    if csr.nnz and csr.data.min() < 0:
+        raise ValueError(
+            f"{name} holds negative values (e.g. -1 for a dislike). LightGCN learns from "
+            "positive interactions only and would count them as likes: drop them (or keep "
+            "only ratings above a threshold) first."
+        )
     csr.sort_indices()
     dev = check_device(device)
     return UserItemIndex(
