@@ -34,6 +34,8 @@ from .recommender import FactorRecommender
 from .user_items import user_items_from_csr
 
 PROTOCOLS = ("honest", "paper")
+#: DataSpec fields that decide the split: evaluation must use the recorded values.
+SPLIT_FIELDS = ("min_rating", "split", "split_seed", "valid_fraction", "protocol")
 
 
 @dataclass
@@ -176,23 +178,27 @@ def load_model_and_data(
     if not saved and "dataset" not in changes:
         raise CheckpointError(f"{where} does not record its dataset; pass --dataset.")
     spec = DataSpec.from_dict({**(saved or {}), **changes})
+    recorded = DataSpec.from_dict(saved) if saved else None
     data, split = spec.load(download=download)
     check_same_catalogue(model, data, model_path)
-    trained = fingerprint(user_items_from_csr(split.train.to_csr()))
-    if trained != model.fingerprint_:
-        recorded = DataSpec.from_dict(saved) if saved else None
+    if recorded is not None:
+        recorded = recorded.resolved(data)
         differ = [
-            f"{k}={getattr(spec, k)!r} (model: {getattr(recorded, k)!r})"
-            for k in ("dataset", "data_dir", "min_rating", "split", "split_seed",
-                      "valid_fraction", "protocol")
-            if recorded is not None and getattr(spec, k) != getattr(recorded, k)
-        ]  # fmt: skip
-        why = f" ({', '.join(differ)})" if differ else ""
+            f"{k}={getattr(spec.resolved(data), k)!r} (trained with {getattr(recorded, k)!r})"
+            for k in SPLIT_FIELDS
+            if getattr(spec.resolved(data), k) != getattr(recorded, k)
+        ]
+        if differ:
+            raise CheckpointError(
+                f"{where} was trained on another split: {', '.join(differ)}. Its test part "
+                "would not be the model's test data (and could hold its training "
+                "interactions); omit these options to use the recorded ones."
+            )
+    if fingerprint(user_items_from_csr(split.train.to_csr())) != model.fingerprint_:
         raise CheckpointError(
-            f"{where} was not trained on the training part of this split{why}: its test "
-            "part would hold the model's own training interactions, or other ones. Evaluate "
-            "with the data and split the model was trained with (omit the data options to "
-            "use the recorded ones)."
+            f"{where} was not trained on the training part of this data: the interactions "
+            "differ from the ones it was trained with (another copy or version of the "
+            "dataset?). Evaluate with the data the model was trained with."
         )
     return model, data, split, spec
 

@@ -1,0 +1,193 @@
+"""The command line as a demanding user drives it: outputs, locks, splits, ids, wording.
+
+Each test is one point a user hit (work lost, wrong results, rough edges); every one fails
+on the code before the fix. Data: small CSV files written here, shop-like ids included.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lightgcn_sparse import experiment
+from lightgcn_sparse.cli import main
+from lightgcn_sparse.cli_options import friendly_errors
+from lightgcn_sparse.reporting import RunLock
+
+FAST = ["--epochs", "2", "--embedding-dim", "8", "--num-layers", "2", "--batch-size", "64",
+        "--seed", "5", "--quiet"]  # fmt: skip
+
+
+def shop_csv(path: Path, users: int = 30, items: int = 25, per_user: int = 6) -> Path:
+    """A shop's interactions: user ids like 'u17', item ids like 'sku-9' (and 'SKU-1')."""
+    rng = np.random.default_rng(3)
+    names = [f"sku-{i}" for i in range(items - 1)] + ["SKU-1"]  # 'SKU-1' and 'sku-1' differ
+    rows = [f"u{u},{names[i]}" for u in range(users)
+            for i in rng.choice(items, per_user, replace=False)]  # fmt: skip
+    path.write_text("user,item\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def cli(*args: str, code: int | None = 0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if code is not None:
+        assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shop")
+    data = shop_csv(root / "shop.csv")
+    out = root / "run"
+    cli("train", "--dataset", data, "--out", out, "--checkpoint-every", "1", *FAST)
+    return data, out
+
+
+# 1. A bad --out or --metrics-json is found before training, not after it.
+@pytest.mark.parametrize(
+    "flag, where, words",
+    [
+        ("--out", "/proc/lightgcn-out", ["--out '/proc/lightgcn-out' cannot be created"]),
+        ("--metrics-json", "{tmp}", ["Invalid value for '--metrics-json'", "is a directory"]),
+        ("--metrics-json", "{tmp}/missing/m.json", ["does not exist"]),
+        ("--metrics-json", "/proc/m.json", ["--metrics-json '/proc/m.json' cannot be written"]),
+    ],
+)
+def test_bad_output_locations_fail_before_training(shop, tmp_path, flag, where, words):
+    data, _ = shop
+    where = where.format(tmp=tmp_path)
+    args = ["train", "--dataset", data, *FAST]
+    if flag == "--metrics-json":
+        args += ["--out", tmp_path / "run"]
+    result = cli(*args, flag, where, code=2 if where == str(tmp_path) else 1)
+    for word in words:
+        assert word in result.output, result.output
+    assert "epoch" not in result.output and not (tmp_path / "run" / "model.npz").exists()
+
+
+# 2. evaluate scores the split the model was trained on, or refuses.
+def test_evaluate_uses_the_recorded_split_and_refuses_another(tmp_path):
+    data = shop_csv(tmp_path / "shop.csv")
+    out = tmp_path / "strat"
+    cli("train", "--dataset", data, "--split", "stratified", "--out", out, *FAST)
+    saved = json.loads((out / "metrics.json").read_text())
+    same = cli("evaluate", "--model", out / "model.npz", "--metrics-json", tmp_path / "e.json")
+    again = json.loads((tmp_path / "e.json").read_text())
+    assert again["recall@20"] == saved["recall@20"] and "split stratified" in same.output
+    # --dataset alone keeps the recorded split; another split or seed is refused.
+    cli("evaluate", "--model", out / "model.npz", "--dataset", data)
+    for extra in (["--split", "random"], ["--split-seed", "7"]):
+        result = cli("evaluate", "--model", out / "model.npz", *extra, code=1)
+        assert "was trained on another split:" in result.output
+        assert "(trained with " in result.output
+
+
+def test_shuffling_the_file_does_not_change_the_split(tmp_path):
+    data = shop_csv(tmp_path / "shop.csv")
+    lines = data.read_text().splitlines()
+    body = lines[1:]
+    np.random.default_rng(0).shuffle(body)
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join([lines[0], *body]) + "\n")
+    parts = []
+    for path in (data, shuffled):
+        table, split = experiment.DataSpec(str(path)).load()
+        parts.append({name: {(table.user_ids[u], table.item_ids[i])
+                             for u, i in zip(part.users, part.items)}
+                      for name, part in zip(("train", "valid", "test"), split)})  # fmt: skip
+    assert parts[0] == parts[1]
+
+
+# 7. / 10. Items by raw id (exact, case-sensitive), wording for data without titles.
+def test_items_are_named_by_exact_raw_id_and_called_items(shop):
+    data, out = shop
+    model = ["--model", out / "model.npz"]
+    result = cli("similar", *model, "--item", "sku-9", "-k", "3")
+    assert result.output.startswith("Items similar to sku-9 (3):")
+    upper = cli("similar", *model, "--item", "SKU-1", "-k", "3").output
+    lower = cli("similar", *model, "--item", "sku-1", "-k", "3").output
+    assert upper.splitlines()[0] != lower.splitlines()[0]  # two different items
+    result = cli("similar", *model, "--item", "The sku-2", code=1)
+    assert "No item has the id 'The sku-2' (ids are matched exactly)." in result.output
+    assert "movie" not in result.output.lower()
+    result = cli("recommend", *model, "--likes", "sku-3", "--likes", "id:sku-4", "-k", "2")
+    assert "A new user who likes: sku-3; sku-4" in result.output
+
+
+def test_top_k_says_how_many_it_lists(shop):
+    data, out = shop
+    result = cli("recommend", "--model", out / "model.npz", "--user", "u1", "-k", "25")
+    lines = result.output.splitlines()
+    rows = lines[lines.index("rank") + 1 :] if "rank" in lines else lines[3:]
+    assert result.output.startswith(f"Top {len(rows)} items for user u1")
+    assert len(rows) < 25  # the user's training items are not listed
+
+
+# 8. --epochs 0, and a resume that would train nothing, are refused.
+def test_epochs_zero_and_a_shorter_resume_are_refused(shop, tmp_path):
+    data, out = shop
+    result = cli("train", "--dataset", data, "--out", tmp_path / "r", *FAST, "--epochs", "0",
+                 code=2)  # fmt: skip
+    assert "Invalid value for '--epochs': must be at least 1" in result.output
+    result = cli("train", "--dataset", data, "--out", tmp_path / "r", *FAST, "--epochs", "1",
+                 "--resume", out / "checkpoint.npz", code=2)  # fmt: skip
+    assert "the checkpoint has already trained 2 epochs" in result.output
+
+
+# 9. Two identical runs write identical files (timings apart).
+def test_identical_runs_write_identical_files(tmp_path):
+    data = shop_csv(tmp_path / "shop.csv")
+    for name in ("a", "b"):
+        cli("train", "--dataset", data, "--out", tmp_path / name, *FAST)
+    for file in ("model.npz", "metrics.json", "history.csv", "history.json"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+    timings = json.loads((tmp_path / "a" / "timings.json").read_text())
+    assert len(timings["epochs"]) == 2 and timings["train_seconds"] > 0
+
+
+# 11. Rough edges: Ctrl-C, a closed pipe, help on every option.
+def test_ctrl_c_says_how_to_resume(shop, tmp_path, monkeypatch):
+    data, _ = shop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lightgcn_sparse.cli.train", interrupted)
+    result = cli("train", "--dataset", data, "--out", tmp_path / "r", *FAST, code=130)
+    assert "interrupted before any checkpoint was written" in result.output
+    assert "--checkpoint-every" in result.output and "Aborted" not in result.output
+
+
+def test_a_closed_pipe_ends_quietly():
+    @click.command()
+    @friendly_errors
+    def talk():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    result = CliRunner().invoke(talk, [])
+    assert result.exit_code == 0 and "Error" not in result.output
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "recommend", "similar", "info"])
+def test_every_option_has_help(command):
+    for param in main.commands[command].params:
+        if isinstance(param, click.Option) and param.name != "help":
+            assert param.help and len(param.help) > 12, (command, param.name)
+    assert "Config.reg" not in CliRunner().invoke(main, [command, "--help"]).output
+
+
+# 12. Two runs into one --out: the second is refused.
+def test_a_second_run_into_the_same_folder_is_refused(shop, tmp_path):
+    data, _ = shop
+    out = tmp_path / "busy"
+    with RunLock(out):
+        result = cli("train", "--dataset", data, "--out", out, *FAST, code=1)
+    assert f"another run is writing into {str(out)!r}" in result.output
+    cli("train", "--dataset", data, "--out", out, *FAST)  # free again afterwards
