@@ -53,9 +53,6 @@ SPLIT_MIN_NNZ = 1 << 20
 #: Names accepted by ``propagation_dtype``.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-_BAG_OUT = torch.ops.aten._embedding_bag_forward_only.out
-
-
 def resolve_kernel(kernel: str, device: torch.device) -> str:
     """Map ``"auto"`` to the measured default kernel of ``device``; validate other names."""
     if kernel == "auto":
@@ -127,28 +124,26 @@ class Graph:
     def matmul(
         self, x: torch.Tensor, kernel: str = "auto", out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        """``adj @ x`` in ``x``'s dtype and node order; writes into ``out`` when it can."""
+        """``adj @ x`` in ``x``'s dtype and node order (two-block results go into ``out``)."""
         kernel = resolve_kernel(kernel, x.device)
         adj = self.csr(x.dtype)
         if adj._nnz() == 0 or x.numel() == 0:  # embedding_bag rejects zero-width rows
-            return torch.zeros_like(x) if out is None else out.zero_()
+            return torch.zeros_like(x)
         if kernel == "sparse_mm":
             return torch.sparse.mm(adj, x)
-        if out is None:
-            out = torch.empty_like(x)
         crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
         mid = self._split_row(crow, x) if x.device.type == "cpu" else None
         if mid is None:
-            _bag_into(out, x, crow, col, val)
-            return out
+            return _bag(crow, col, val, x)
         # embedding_bag's CPU threads split rows evenly by count; the two blocks of a
         # bipartite graph have equal nnz but very different row degrees, so one call can
-        # leave a thread idle. Two calls on halves of equal nnz, each writing its rows of
-        # `out`, compute the same sums.
+        # leave a thread idle. Two calls on halves of equal nnz compute the same sums.
+        # (The `.out` overload of embedding_bag computes into a temporary and copies, so the
+        # halves are concatenated instead.)
         lo = int(crow[mid])
-        _bag_into(out[:mid], x, crow[: mid + 1], col[:lo], val[:lo])
-        _bag_into(out[mid:], x, crow[mid:] - lo, col[lo:], val[lo:])
-        return out
+        top = _bag(crow[: mid + 1], col[:lo], val[:lo], x)
+        bottom = _bag(crow[mid:] - lo, col[lo:], val[lo:], x)
+        return torch.cat([top, bottom], out=out) if out is not None else torch.cat([top, bottom])
 
     def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[int]:
         """The row to split at (two calls), or None (one call): timed once per setting."""
@@ -179,15 +174,11 @@ def _median_time(fn, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def _bag_into(out: torch.Tensor, x, crow, col, val) -> None:
-    """``out[r] = sum_j val[j] x[col[j]]`` over row ``r``'s entries, written in place."""
-    if out.device.type == "cpu" and out.is_contiguous():
-        scratch = torch.empty(0, dtype=col.dtype, device=col.device)
-        _BAG_OUT(x, col, crow, False, 0, False, val, True, -1,
-                 out0=out, out1=scratch, out2=scratch.clone(), out3=scratch.clone())  # fmt: skip
-        return
-    out.copy_(F.embedding_bag(col, x, crow, mode="sum", per_sample_weights=val,
-                              include_last_offset=True))  # fmt: skip
+def _bag(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor):
+    """Rows ``crow``'s bags of ``x``: ``out[r] = sum_j val[j] x[col[j]]`` for j in row r."""
+    return F.embedding_bag(
+        col, x, crow, mode="sum", per_sample_weights=val, include_last_offset=True
+    )
 
 
 def spmm(
