@@ -142,6 +142,7 @@ def config_options(func: Callable) -> Callable:
         ("--propagation-dtype", click.Choice(["float32", "bfloat16", "float16"])),
         ("--node-order", click.Choice(["none", "degree", "rcm", "balanced"])),
         ("--sampling", click.Choice(["interactions", "users"])),
+        ("--norm-left", float), ("--norm-right", float), ("--layer-norm", bool),
     ]  # fmt: skip
     for flag, kind in reversed(specs):
         name = flag[2:].replace("-", "_")

@@ -1,5 +1,5 @@
 """LightGCN++: the scaled, layer-normalized propagation against a dense float64 reference,
-its gradient, and plain LightGCN left bit for bit as it was.
+its gradient, plain LightGCN left bit for bit as it was, the config and the command line.
 
 Lee et al., "Revisiting LightGCN: Unexpected Inflexibility, Inconsistency, and A Remedy
 Towards Improved Recommendation", RecSys 2024.
@@ -7,11 +7,13 @@ Towards Improved Recommendation", RecSys 2024.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 from strategies import (
@@ -33,6 +35,7 @@ from lightgcn_sparse.adjacency import (
     normalized_adjacency,
     permute_adjacency,
 )
+from lightgcn_sparse.config import PRESETS, Config, gamma_weights, preset
 from lightgcn_sparse.propagation import Graph as Prepared
 from lightgcn_sparse.propagation import layer_weights, propagate
 
@@ -243,3 +246,66 @@ def test_bad_options_name_the_argument(changes, error, match):
     adj = normalized_adjacency([0, 1], [1, 0], 2, 2)
     with pytest.raises(error, match=match):
         propagate(adj, torch.zeros(4, 2), 2, **changes)
+
+
+# ---------------------------------------------------------------------------------------
+# Config and preset
+# ---------------------------------------------------------------------------------------
+
+
+def test_defaults_are_plain_lightgcn_and_the_preset_is_the_papers():
+    cfg = Config().validate()
+    assert (cfg.norm_left, cfg.norm_right, cfg.layer_norm) == (0.5, 0.5, False)
+    pp = preset("lightgcnpp")
+    assert (pp.norm_left, pp.norm_right, pp.layer_norm, pp.num_layers) == (0.6, -0.1, True, 3)
+    assert pp.alpha == pytest.approx((0.2, 0.8 / 3, 0.8 / 3, 0.8 / 3)) and sum(pp.alpha) == 1
+    assert Config.from_dict(pp.to_dict()) == pp
+    # Another K keeps gamma = 0.2 unless alpha is given too.
+    assert preset("lightgcnpp", num_layers=2).alpha == (0.2, 0.4, 0.4)
+    assert preset("lightgcnpp", num_layers=2, alpha=(1, 0, 0)).alpha == (1.0, 0.0, 0.0)
+    assert gamma_weights(0) == (1.0,) and PRESETS["default"] == Config()
+
+
+@pytest.mark.parametrize("changes, error, match", BAD_OPTIONS)
+def test_bad_config_values_name_the_field(changes, error, match):
+    with pytest.raises(error, match=match):
+        Config(**changes).validate()
+
+
+def test_configs_written_before_the_options_load_with_plain_defaults():
+    old = {k: v for k, v in Config(embedding_dim=8).to_dict().items() if k not in NEW_FIELDS}
+    cfg = Config.from_dict(old)
+    assert cfg == Config(embedding_dim=8).validate() and cfg.norm_left == 0.5
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------
+
+
+def test_cli_refuses_a_bad_option_naming_it():
+    from lightgcn_sparse.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--norm-left", "3", "--no-download"])
+    assert result.exit_code == 2 and "'--norm-left'" in result.output
+    assert "norm_left must be a finite number" in result.output
+
+
+@pytest.mark.slow
+def test_cli_trains_the_preset_with_overrides(tmp_path):
+    from lightgcn_sparse.cli import main
+    from lightgcn_sparse.data import load_dataset
+
+    try:
+        load_dataset("ml-100k", download=False)
+    except FileNotFoundError as err:  # pragma: no cover - recbole is a test dependency here
+        pytest.skip(f"ml-100k not available offline: {err}")
+    metrics = tmp_path / "metrics.json"
+    args = ["train", "--preset", "lightgcnpp", "--norm-right", "0", "--num-layers", "2",
+            "--epochs", "1", "--batches-per-epoch", "2", "--embedding-dim", "8", "--quiet",
+            "--out", str(tmp_path / "run"), "--metrics-json", str(metrics)]  # fmt: skip
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(metrics.read_text())["config"]
+    assert (cfg["norm_left"], cfg["norm_right"], cfg["layer_norm"]) == (0.6, 0.0, True)
+    assert cfg["alpha"] == [0.2, 0.4, 0.4]
