@@ -1,5 +1,5 @@
 """LightGCN++: the scaled, layer-normalized propagation against a dense float64 reference,
-its gradient, plain LightGCN left bit for bit as it was, the config and the command line.
+its gradient, plain LightGCN left bit for bit as it was, the config, the model and its files.
 
 Lee et al., "Revisiting LightGCN: Unexpected Inflexibility, Inconsistency, and A Remedy
 Towards Improved Recommendation", RecSys 2024.
@@ -12,8 +12,10 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from click.testing import CliRunner
+from contract import RecommenderBaseTestMixin, small_config
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 from strategies import (
@@ -26,6 +28,7 @@ from strategies import (
     float_arrays,
     layer_alphas,
 )
+from test_resume import Interrupted, interrupted_after  # a crash mid-epoch
 
 from lightgcn_sparse.adjacency import (
     NODE_ORDERS,
@@ -35,7 +38,9 @@ from lightgcn_sparse.adjacency import (
     normalized_adjacency,
     permute_adjacency,
 )
+from lightgcn_sparse.checkpoint import CheckpointError
 from lightgcn_sparse.config import PRESETS, Config, gamma_weights, preset
+from lightgcn_sparse.model import LightGCN
 from lightgcn_sparse.propagation import Graph as Prepared
 from lightgcn_sparse.propagation import layer_weights, propagate
 
@@ -279,6 +284,118 @@ def test_configs_written_before_the_options_load_with_plain_defaults():
     old = {k: v for k, v in Config(embedding_dim=8).to_dict().items() if k not in NEW_FIELDS}
     cfg = Config.from_dict(old)
     assert cfg == Config(embedding_dim=8).validate() and cfg.norm_left == 0.5
+
+
+# ---------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------
+
+
+def pp_config(**changes) -> Config:
+    return preset("lightgcnpp", **small_config(**changes))
+
+
+class TestLightGCNpp(RecommenderBaseTestMixin):
+    """The recommender contract (recommend, fold-in, similarity, save/load) with LightGCN++."""
+
+    def make_model(self) -> LightGCN:
+        return LightGCN(pp_config(node_order="degree"), device=self.device)
+
+    def test_config_survives_save_and_load(self, fitted, tmp_path):
+        loaded = LightGCN.load(fitted.save(tmp_path / "pp.npz"))
+        assert loaded.config == fitted.config and loaded.config.layer_norm is True
+        assert "norm_left=0.6, norm_right=-0.1, layer_norm=True" in repr(loaded)
+
+    def test_factors_are_the_dense_reference(self, fitted, planted):
+        g = Graph(*planted.train.shape, *map(np.asarray, planted.train.nonzero()))
+        cfg = fitted.config
+        x0 = fitted.embedding_.detach().double().numpy()
+        expected, _, _ = dense_lightgcnpp(g, x0, cfg.alpha, cfg.norm_left, cfg.norm_right, True)
+        u = planted.train.shape[0]
+        np.testing.assert_allclose(fitted.user_factors, expected[:u], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(fitted.item_factors, expected[u:], rtol=1e-4, atol=1e-5)
+
+    def test_fold_in_follows_the_normalization(self, fitted, planted):
+        num_users, num_items = planted.train.shape
+        liked = sp.csr_matrix(np.eye(1, num_items, 5) + np.eye(1, num_items, 31))
+        items = fitted.item_factors.astype(np.float64)  # (I, d)
+        unit = items / np.linalg.norm(items, axis=1, keepdims=True)
+        deg = np.asarray(planted.train.sum(0)).ravel()
+        cfg = fitted.config
+        expected = sum(2.0**-cfg.norm_left * (deg[i] + 1) ** -cfg.norm_right * unit[i]
+                       for i in (5, 31))  # fmt: skip
+        np.testing.assert_allclose(fitted.recalculate_user(0, liked), expected, rtol=1e-5)
+        users = fitted.user_factors.astype(np.float64)
+        unit = users / np.linalg.norm(users, axis=1, keepdims=True)
+        udeg = np.asarray(planted.train.sum(1)).ravel()
+        item = fitted.recalculate_item(0, sp.csr_matrix(np.eye(1, num_users, 7)))
+        want = 1.0**-cfg.norm_left * (udeg[7] + 1) ** -cfg.norm_right * unit[7]  # |L_i| = 1
+        np.testing.assert_allclose(item, want, rtol=1e-5)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+class TestLightGCNppCuda(RecommenderBaseTestMixin):
+    device = "cuda"
+
+    def make_model(self) -> LightGCN:
+        return LightGCN(pp_config(), device=self.device)
+
+
+def test_preset_trains_loss_falls(planted):
+    model = LightGCN(pp_config(epochs=8)).fit(planted.train, show_progress=False)
+    losses = [r["loss"] for r in model.history_]
+    assert len(losses) == 8 and losses[-1] < 0.7 * losses[0]
+    assert all(math.isfinite(v) for v in losses)
+
+
+def test_plain_model_repr_is_unchanged():
+    text = "LightGCN(embedding_dim=64, num_layers=1, alpha=[0.5, 0.5])"
+    assert repr(LightGCN(num_layers=1)) == repr(LightGCN(num_layers=1, norm_left=0.5)) == text
+
+
+def strip_new_fields(path, out):
+    """A copy of the file at ``path`` whose config lacks the LightGCN++ fields, as files
+    written before they existed do."""
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    cfg = {k: v for k, v in json.loads(str(arrays["config"])).items() if k not in NEW_FIELDS}
+    np.savez(out, **dict(arrays, config=np.array(json.dumps(cfg))))
+    return out
+
+
+def test_model_saved_before_the_options_loads_as_plain(planted, tmp_path):
+    model = LightGCN(**small_config(epochs=2)).fit(planted.train, show_progress=False)
+    old = strip_new_fields(model.save(tmp_path / "new.npz"), tmp_path / "old.npz")
+    loaded = LightGCN.load(old)
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
+
+
+def test_lightgcnpp_resumes_bit_for_bit_and_files_are_told_apart(planted, tmp_path):
+    cfg = pp_config(epochs=4, batch_size=64)
+    full = LightGCN(cfg).fit(planted.train, show_progress=False)
+    ckpt = tmp_path / "ckpt.npz"
+    steps = full.config.steps_per_epoch(planted.train.nnz)
+    crash = interrupted_after(2 * steps + steps // 2)  # in the middle of epoch 3
+    with pytest.raises(Interrupted):
+        LightGCN(cfg).fit(planted.train, show_progress=False, checkpoint_path=ckpt,
+                          checkpoint_every=1, callback=crash)  # fmt: skip
+    resumed = LightGCN(cfg).fit(planted.train, show_progress=False, resume=ckpt)
+    assert torch.equal(resumed.embedding_, full.embedding_)
+    assert resumed.history_ == full.history_
+    # A plain run must not continue a LightGCN++ checkpoint, nor the other way round.
+    with pytest.raises(CheckpointError, match="layer_norm=True .now False."):
+        LightGCN(**small_config(epochs=4, batch_size=64)).fit(planted.train, resume=ckpt)
+    # A plain checkpoint written before the options existed resumes in a plain run.
+    plain = small_config(epochs=3, batch_size=64)
+    LightGCN(**plain).fit(planted.train, show_progress=False, checkpoint_path=ckpt,
+                          checkpoint_every=1)  # fmt: skip
+    old = strip_new_fields(ckpt, tmp_path / "old-ckpt.npz")
+    again = LightGCN(**dict(plain, epochs=4)).fit(planted.train, show_progress=False, resume=old)
+    assert len(again.history_) == 4
+    with pytest.raises(CheckpointError, match="norm_left=0.5 .now 0.6."):
+        LightGCN(pp_config(epochs=4, batch_size=64)).fit(planted.train, resume=old)
 
 
 # ---------------------------------------------------------------------------------------
