@@ -177,3 +177,28 @@ def permute_adjacency(adj: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
             size=adj.shape,
             check_invariants=False,
         )
+
+
+def adjacency_degrees(adj: torch.Tensor) -> torch.Tensor:
+    """(N,) int64 stored entries of each row of ``adj``, in its row order.
+
+    For a graph from :func:`normalized_adjacency` this is each node's training degree
+    (:math:`|N_u|` of user ``u``, :math:`|N_i|` of item ``i``): duplicates were counted once.
+    """
+    crow = check_adjacency(adj).crow_indices().to(torch.int64)
+    return crow[1:] - crow[:-1]
+
+
+def degree_scaling(
+    degrees: torch.Tensor, exponent: float, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    r"""(N,) :math:`d^{\,e}` of each degree ``d`` (computed in float64, returned in ``dtype``).
+
+    With the stored :math:`S = D^{-1/2} A D^{-1/2}`, LightGCN++'s
+    :math:`D^{-a} A D^{-b} = D^{1/2-a}\, S\, D^{1/2-b}`: the scalings are this function with
+    exponents ``1/2 - a`` and ``1/2 - b``. An isolated node (``d = 0``) gets 1: its row and
+    column of ``S`` are empty, so the value never enters a product, and 1 stays finite for
+    every exponent (``0 ** e`` is ``inf`` for ``e < 0``).
+    """
+    d = degrees.to(torch.float64)
+    return torch.where(d > 0, d, torch.ones_like(d)).pow(exponent).to(dtype)

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from ._checks import InvalidValue, check_choice, check_float, check_int
 from .adjacency import NODE_ORDERS
 from .metrics import METRICS
-from .propagation import DTYPES, KERNELS, layer_weights
+from .propagation import DTYPES, KERNELS, check_norms, layer_weights
 
 SAMPLING = ("interactions", "users")
 CUDA_GRAPH = ("auto", "on", "off")
@@ -28,6 +28,9 @@ class Config:
 
     Defaults are RecBole 1.2.1's LightGCN settings on ml-100k except the learning rate:
     5e-3 was chosen over 1e-3 and 1e-2 by validation NDCG@20 on ml-100k (README).
+    ``norm_left``, ``norm_right`` and ``layer_norm`` are LightGCN++'s options (see
+    :func:`~lightgcn_sparse.propagation.propagate`); their defaults are plain LightGCN, and
+    the ``"lightgcnpp"`` preset sets the paper's recommended values.
     """
 
     embedding_dim: int = _field(
@@ -38,6 +41,14 @@ class Config:
     )
     alpha: Optional[tuple[float, ...]] = _field(
         None, "Weight of each layer 0..K in the final embedding; None: 1/(K+1) each."
+    )
+    norm_left: float = _field(
+        0.5, "LightGCN++ alpha in [-1, 1]: the entry of user u and item i in u's row is "
+        "d_u^-norm_left d_i^-norm_right; 0.5 and 0.5 are LightGCN's D^-1/2 A D^-1/2.",
+    )
+    norm_right: float = _field(0.5, "LightGCN++ beta in [-1, 1] (see norm_left).")
+    layer_norm: bool = _field(
+        False, "LightGCN++: L2-normalize the rows of each layer's input before propagating."
     )
     learning_rate: float = _field(5e-3, "Adam step size.")
     lr_decay: float = _field(1.0, "Multiply the learning rate by this after every epoch.")
@@ -95,6 +106,9 @@ class Config:
         check_int("num_layers", self.num_layers, low=0)
         if self.alpha is not None:
             self.alpha = tuple(layer_weights(self.num_layers, self.alpha))
+        self.norm_left, self.norm_right, self.layer_norm = check_norms(
+            self.norm_left, self.norm_right, self.layer_norm
+        )
         check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
         check_float("lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
         check_float("reg", self.reg, low=0.0)
@@ -157,9 +171,21 @@ class Config:
         return max(1, math.ceil(num_interactions / self.batch_size))
 
 
+def gamma_weights(num_layers: int, gamma: float = 0.2) -> tuple[float, ...]:
+    """LightGCN++'s layer weights ``gamma E0 + (1 - gamma) mean_{k=1..K} Ek`` as ``alpha``:
+    ``(gamma, (1 - gamma) / K, ..., (1 - gamma) / K)``; ``(1.0,)`` for K = 0."""
+    num_layers = check_int("num_layers", num_layers)
+    gamma = check_float("gamma", gamma, low=0.0, high=1.0)
+    if num_layers == 0:
+        return (1.0,)
+    return (gamma,) + ((1.0 - gamma) / num_layers,) * num_layers
+
+
 #: Named configurations. ``"cs224w"`` is the Stanford CS224W LightGCN tutorial's setup:
 #: batch 256, 50 epochs of 200 user-uniform batches, lr 1e-3 decayed by 0.9 per epoch,
-#: lambda 1e-6, d = 32, K = 3, evaluated at K = 20.
+#: lambda 1e-6, d = 32, K = 3, evaluated at K = 20. ``"lightgcnpp"`` is LightGCN++ with the
+#: paper's recommended alpha 0.6, beta -0.1, gamma 0.2 (Lee et al., RecSys 2024) on the
+#: default settings; given another ``num_layers`` (and no ``alpha``), its layer weights follow.
 PRESETS: dict[str, Config] = {
     "default": Config(),
     "recbole": Config(
@@ -179,11 +205,18 @@ PRESETS: dict[str, Config] = {
         metric="recall@20",
         ks=(20,),
     ),
+    "lightgcnpp": Config(
+        num_layers=3, alpha=gamma_weights(3), norm_left=0.6, norm_right=-0.1, layer_norm=True
+    ),
 }
+#: Presets whose layer weights are a rule of ``num_layers`` (applied when only K changes).
+_LAYER_RULES = {"lightgcnpp": gamma_weights}
 
 
 def preset(name: str, **changes: Any) -> Config:
     """A copy of the named preset with ``changes`` applied."""
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}. Got {name!r}.")
+    if name in _LAYER_RULES and "num_layers" in changes and "alpha" not in changes:
+        changes["alpha"] = _LAYER_RULES[name](changes["num_layers"])
     return PRESETS[name].replace(**changes).validate()

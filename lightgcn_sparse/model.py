@@ -8,9 +8,24 @@ Recommendation", SIGIR 2020, https://arxiv.org/abs/2002.02126.
     \hat y_{ui} = \langle e_u, e_i \rangle
 
 with :math:`\hat A = D^{-1/2} A D^{-1/2}` of the user-item bipartite graph. The layer-0
-embeddings :math:`E^{(0)}` are the only trained parameters. Training (the loop, early
-stopping, checkpoints, data parallelism) lives in :mod:`lightgcn_sparse.trainer`;
-:meth:`LightGCN.fit` hands the model to a :class:`~lightgcn_sparse.trainer.Trainer`.
+embeddings :math:`E^{(0)}` are the only trained parameters.
+
+LightGCN++ (Lee et al., "Revisiting LightGCN: Unexpected Inflexibility, Inconsistency, and
+A Remedy Towards Improved Recommendation", RecSys 2024,
+https://doi.org/10.1145/3640457.3688176) is this model with ``Config.norm_left`` (a),
+``Config.norm_right`` (b) and ``Config.layer_norm`` set (``preset("lightgcnpp")``):
+
+.. math::
+    e_u^{(k+1)} = \sum_{i \in N_u} \frac{1}{|N_u|^{a} |N_i|^{b}}
+    \frac{e_i^{(k)}}{\lVert e_i^{(k)} \rVert}, \qquad
+    E = \gamma E^{(0)} + \frac{1 - \gamma}{K} \sum_{k=1}^{K} E^{(k)}
+
+(items alike), the last being ``alpha = (gamma, (1-gamma)/K, ...)``. The graph is still
+stored once, as :math:`\hat A` (see :mod:`lightgcn_sparse.propagation`).
+
+Training (the loop, early stopping, checkpoints, data parallelism) lives in
+:mod:`lightgcn_sparse.trainer`; :meth:`LightGCN.fit` hands the model to a
+:class:`~lightgcn_sparse.trainer.Trainer`.
 
 Shapes: ``U`` users, ``I`` items, ``N = U + I`` nodes, ``d`` = ``embedding_dim``.
 """
@@ -102,7 +117,8 @@ class LightGCN(FactorRecommender):
         self.embedding_ = torch.nn.Parameter(x0.to(self.device))
 
     def _build_graph(self, train: UserItemIndex) -> None:
-        """The normalized adjacency of ``train``, built once, in ``config.node_order``."""
+        """The normalized adjacency of ``train``, built once, in ``config.node_order``; with
+        LightGCN++'s normalization also its two (N, 1) degree scalings, once."""
         self.fingerprint_ = fingerprint(train)
         adj = normalized_adjacency(
             train.row_ids(), train.indices, train.num_users, train.num_items, device=self.device
@@ -112,6 +128,10 @@ class LightGCN(FactorRecommender):
         self.user_degree_ = train.degrees()  # (U,)
         self.item_degree_ = torch.bincount(train.indices, minlength=train.num_items)  # (I,)
         self._final: torch.Tensor | None = None
+        cfg = self.config
+        if (cfg.norm_left, cfg.norm_right, cfg.layer_norm) != (0.5, 0.5, False):
+            # built here, not lazily inside a training step that a CUDA graph captures
+            self.graph_.scalings(cfg.norm_left, cfg.norm_right, adj.dtype)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """The trained parameters: the layer-0 embeddings."""
@@ -119,11 +139,16 @@ class LightGCN(FactorRecommender):
         return [self.embedding_]
 
     def propagate(self, x0: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, d) final embeddings of ``x0`` (default: the current parameters, with grad)."""
+        """(N, d) final embeddings of ``x0`` (default: the current parameters, with grad).
+
+        Plain LightGCN keeps no activations for backward; with ``config.layer_norm`` autograd
+        keeps up to K (N, d) of them (see :func:`~lightgcn_sparse.propagation.propagate`).
+        """
         cfg = self.config
         x0 = self.embedding_ if x0 is None else x0
         return propagate(self.graph_, x0, cfg.num_layers, cfg.alpha, kernel=cfg.kernel,
-                         dtype=DTYPES[cfg.propagation_dtype])  # fmt: skip
+                         dtype=DTYPES[cfg.propagation_dtype], norm_left=cfg.norm_left,
+                         norm_right=cfg.norm_right, layer_norm=cfg.layer_norm)  # fmt: skip
 
     def loss(
         self,
@@ -254,17 +279,28 @@ class LightGCN(FactorRecommender):
         .. math:: e_u = \sum_{i \in L_u} \frac{1}{\sqrt{|L_u|}\sqrt{|N_i| + 1}}\, e_i
 
         where :math:`|N_i|` is item ``i``'s training degree (``+1`` counts the new user).
+        With LightGCN++'s options (a = ``norm_left``, b = ``norm_right``) the step follows
+        the same normalization, and ``layer_norm`` normalizes the item rows first:
+
+        .. math:: e_u = \sum_{i \in L_u} |L_u|^{-a} (|N_i| + 1)^{-b}\,
+            \frac{e_i}{\lVert e_i \rVert}
         """
         items = self.factors()[1]  # (I, d)
         degree = _padded(self.item_degree_, items.shape[0])
-        return _fold_in(liked, items, degree)
+        return _fold_in(liked, items, degree, *self._fold_in_norms())
 
     def _fold_in_items(self, users: UserItemIndex) -> torch.Tensor:
         r"""(m, d) embeddings of items given only their users, mirroring the user fold-in:
-        :math:`e_i = \sum_{u \in L_i} e_u / (\sqrt{|L_i|}\sqrt{|N_u| + 1})`."""
+        :math:`e_i = \sum_{u \in L_i} e_u / (\sqrt{|L_i|}\sqrt{|N_u| + 1})`; with
+        LightGCN++'s options :math:`e_i = \sum_{u \in L_i} |L_i|^{-a} (|N_u| + 1)^{-b}
+        e_u / \lVert e_u \rVert` (the normalization only with ``layer_norm``)."""
         factors = self.factors()[0]  # (U, d)
         degree = _padded(self.user_degree_, factors.shape[0])
-        return _fold_in(users, factors, degree)
+        return _fold_in(users, factors, degree, *self._fold_in_norms())
+
+    def _fold_in_norms(self) -> tuple[float, float, bool]:
+        cfg = self.config
+        return cfg.norm_left, cfg.norm_right, cfg.layer_norm
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -347,9 +383,15 @@ class LightGCN(FactorRecommender):
             if hasattr(self, "train_")
             else ""
         )
+        plus = (  # LightGCN++'s options, when set
+            f", norm_left={cfg.norm_left}, norm_right={cfg.norm_right}, "
+            f"layer_norm={cfg.layer_norm}"
+            if (cfg.norm_left, cfg.norm_right, cfg.layer_norm) != (0.5, 0.5, False)
+            else ""
+        )
         return (
             f"LightGCN(embedding_dim={cfg.embedding_dim}, num_layers={cfg.num_layers}, "
-            f"alpha={alpha}{shape})"
+            f"alpha={alpha}{plus}{shape})"
         )
 
 
@@ -365,12 +407,25 @@ def config_field(data: dict, path: Any) -> Config:
         ) from err
 
 
-def _fold_in(liked: UserItemIndex, table: torch.Tensor, degree: torch.Tensor) -> torch.Tensor:
-    """Row ``r``: ``sum_{j in liked[r]} table[j] / (sqrt(|liked[r]|) sqrt(degree[j] + 1))``."""
+def _fold_in(
+    liked: UserItemIndex,
+    table: torch.Tensor,
+    degree: torch.Tensor,
+    norm_left: float = 0.5,
+    norm_right: float = 0.5,
+    layer_norm: bool = False,
+) -> torch.Tensor:
+    """Row ``r``: ``sum_{j in liked[r]} table[j] / (sqrt(|liked[r]|) sqrt(degree[j] + 1))``;
+    LightGCN++: ``sum_j |liked[r]|^-left (degree[j] + 1)^-right rownorm(table)[j]``."""
     dtype = table.dtype
     deg = liked.degrees().to(dtype).clamp_min(1)  # (n,)
     idx = liked.indices  # (nnz,)
-    w = (deg[liked.row_ids()] * (degree[idx] + 1).to(dtype)).rsqrt()  # (nnz,)
+    if (norm_left, norm_right) == (0.5, 0.5):
+        w = (deg[liked.row_ids()] * (degree[idx] + 1).to(dtype)).rsqrt()  # (nnz,)
+    else:
+        w = deg.pow(-norm_left)[liked.row_ids()] * (degree[idx] + 1).to(dtype).pow(-norm_right)
+    if layer_norm:
+        table = F.normalize(table, dim=1)  # (rows, d)
     # A weighted sum of rows per bag: no atomics (deterministic on CUDA), no slow scatter on CPU.
     return F.embedding_bag(
         idx, table, liked.indptr, mode="sum", per_sample_weights=w, include_last_offset=True

@@ -27,6 +27,23 @@ with respect to ``X`` is :math:`\sum_k \alpha_k \hat A^k G` for the incoming gra
 ``G``: the backward is the same propagation on the same stored structure, with no
 transpose, no COO conversion and no second copy of the graph. Nothing but the graph is
 saved for backward, so training and inference both hold ``O(N d)`` memory.
+
+LightGCN++ (Lee et al., RecSys 2024, https://doi.org/10.1145/3640457.3688176) is the same
+propagation with two options (``norm_left = norm_right = 1/2`` without ``layer_norm`` is
+plain LightGCN and runs the code above, unchanged):
+
+* the normalization :math:`D^{-a} A D^{-b}` (``a = norm_left``, ``b = norm_right``): entry
+  ``(u, i)`` is :math:`d_u^{-a} d_i^{-b}`. It equals :math:`L S R` with the stored symmetric
+  :math:`S = D^{-1/2} A D^{-1/2}` and the diagonal :math:`L = D^{1/2-a}`,
+  :math:`R = D^{1/2-b}` (:meth:`Graph.scalings`), so one product is
+  ``l * (S @ (r * x))`` and its transpose, the backward, is ``r * (S @ (l * g))``: the
+  same stored graph, no transpose, no second copy;
+* ``layer_norm``: each layer's input rows are L2-normalized before the product,
+  :math:`E^{(k+1)} = L S R\, \mathrm{rownorm}(E^{(k)})`; :math:`E^{(0)}` enters the layer
+  sum as it is.
+
+The layer weights stay ``alpha``: LightGCN++'s :math:`\gamma E^{(0)} + (1-\gamma)\,
+\mathrm{mean}_{k \ge 1} E^{(k)}` is ``alpha = (gamma, (1-gamma)/K, ..., (1-gamma)/K)``.
 """
 
 from __future__ import annotations
@@ -35,13 +52,14 @@ import statistics
 import threading
 import time
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ._checks import InvalidType, InvalidValue, check_float, check_int
-from .adjacency import check_adjacency
+from .adjacency import adjacency_degrees, check_adjacency, degree_scaling
 
 KERNELS = ("embedding_bag", "sparse_mm")
 #: Kernel used by ``kernel="auto"`` on each device type, chosen by measurement
@@ -52,6 +70,8 @@ AUTO_KERNEL = {"cpu": "embedding_bag", "cuda": "sparse_mm"}
 SPLIT_MIN_NNZ = 1 << 20
 #: Names accepted by ``propagation_dtype``.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: Range accepted for LightGCN++'s degree exponents ``norm_left`` and ``norm_right``.
+NORM_RANGE = (-1.0, 1.0)
 
 def resolve_kernel(kernel: str, device: torch.device) -> str:
     """Map ``"auto"`` to the measured default kernel of ``device``; validate other names."""
@@ -84,6 +104,7 @@ class Graph:
             self.inverse[self.order] = torch.arange(self.order.numel(), device=adj.device)
         self._csr = {adj.dtype: adj}  # the adjacency with values in each compute dtype
         self._split: dict[tuple, Optional[int]] = {}  # CPU: measured row split per setting
+        self._scalings: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # LightGCN++
         self._local = threading.local()  # per-thread scratch buffers, reused call after call
 
     @classmethod
@@ -120,6 +141,23 @@ class Graph:
                 check_invariants=False,
             )  # fmt: skip
         return self._csr[dtype]
+
+    def scalings(
+        self, norm_left: float, norm_right: float, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""(N, 1) ``l`` and ``r`` with :math:`D^{-a} A D^{-b} = \mathrm{diag}(l)\, S\,
+        \mathrm{diag}(r)`: :math:`l = d^{1/2-a}`, :math:`r = d^{1/2-b}` (cached).
+
+        ``d`` is each row's stored entries (:func:`adjacency_degrees`), in the computing
+        order; an isolated node gets 1 (:func:`degree_scaling`).
+        """
+        key = (float(norm_left), float(norm_right), dtype)
+        if key not in self._scalings:
+            deg = adjacency_degrees(self.adj)  # (N,)
+            left = degree_scaling(deg, 0.5 - key[0], dtype)[:, None]  # (N, 1)
+            right = degree_scaling(deg, 0.5 - key[1], dtype)[:, None]  # (N, 1)
+            self._scalings[key] = (left, right)
+        return self._scalings[key]
 
     def matmul(
         self, x: torch.Tensor, kernel: str = "auto", out: Optional[torch.Tensor] = None
@@ -246,6 +284,82 @@ class _SymmetricPropagate(torch.autograd.Function):
         return grad, None, None, None, None
 
 
+def _scaled_matmul(
+    graph: Graph,
+    x: torch.Tensor,
+    left: torch.Tensor,
+    right: torch.Tensor,
+    kernel: str,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """``left * (S @ (right * x))`` in ``x``'s dtype, the product's rows in ``dtype``."""
+    h = right * x  # (N, d)
+    if dtype == torch.float16:  # keep values (and tiny gradients) inside float16's range
+        scale = torch.linalg.vector_norm(h, float("inf")).clamp_min(torch.finfo(h.dtype).tiny)
+        out = graph.matmul((h / scale).to(dtype), kernel).to(x.dtype)
+        return out.mul_(left * scale)
+    return graph.matmul(h.to(dtype), kernel).to(x.dtype).mul_(left)  # a new tensor
+
+
+class _ScaledProduct(torch.autograd.Function):
+    """``Y = l * (S X')`` with ``X' = r * X``, whose backward ``r * (S (l * G))`` uses
+    ``S^T = S``. Saves nothing but the graph and the two (N, 1) scalings."""
+
+    @staticmethod
+    def forward(ctx, x, graph, left, right, kernel, dtype):  # type: ignore[override]
+        ctx.graph, ctx.left, ctx.right, ctx.kernel, ctx.dtype = graph, left, right, kernel, dtype
+        return _scaled_matmul(graph, x, left, right, kernel, dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # type: ignore[override]
+        grad = _scaled_matmul(
+            ctx.graph, grad_out.contiguous(), ctx.right, ctx.left, ctx.kernel, ctx.dtype
+        )
+        return grad, None, None, None, None, None
+
+
+def _scaled_propagate(
+    graph: Graph,
+    x: torch.Tensor,
+    alpha: Sequence[float],
+    kernel: str,
+    dtype: torch.dtype,
+    norms: tuple[float, float],
+    layer_norm: bool,
+) -> torch.Tensor:
+    """LightGCN++: ``sum_k alpha[k] E_k`` with ``E_{k+1} = L S R rownorm(E_k)``.
+
+    Autograd differentiates the row normalization and the layer sum around
+    :class:`_ScaledProduct`. Without ``layer_norm`` nothing of size (N, d) is kept for
+    backward (the sum and the products save no activations); with it, each
+    ``F.normalize`` keeps its input and row norms: up to K (N, d) activations.
+    """
+    left, right = graph.scalings(norms[0], norms[1], x.dtype)
+    if graph.order is not None:
+        x = x.index_select(0, graph.order)
+    out = x * alpha[0]  # (N, d)
+    h = x
+    for a in alpha[1:]:
+        if layer_norm:
+            h = F.normalize(h, dim=1)  # rows / max(||row||, 1e-12): a zero row stays zero
+        h = _ScaledProduct.apply(h, graph, left, right, kernel, dtype)  # (N, d)
+        out = out + a * h
+    if graph.order is not None:
+        out = out.index_select(0, graph.inverse)
+    return out
+
+
+def check_norms(norm_left: Any, norm_right: Any, layer_norm: Any) -> tuple[float, float, bool]:
+    """Validate LightGCN++'s options; return them as ``(float, float, bool)``."""
+    low, high = NORM_RANGE
+    left = check_float("norm_left", norm_left, low=low, high=high)
+    right = check_float("norm_right", norm_right, low=low, high=high)
+    if not isinstance(layer_norm, (bool, np.bool_)):
+        raise InvalidType("layer_norm", f"layer_norm must be a bool. Got {layer_norm!r} instead.")
+    return left, right, bool(layer_norm)
+
+
 def layer_weights(num_layers: int, alpha: Union[None, float, Sequence[float], torch.Tensor]):
     """Validate ``alpha`` and return it as a list of ``num_layers + 1`` floats.
 
@@ -280,6 +394,9 @@ def propagate(
     *,
     kernel: str = "auto",
     dtype: Optional[torch.dtype] = None,
+    norm_left: float = 0.5,
+    norm_right: float = 0.5,
+    layer_norm: bool = False,
 ) -> torch.Tensor:
     r"""LightGCN propagation :math:`Y = \sum_{k=0}^{K} \alpha_k \hat A^k X_0`.
 
@@ -297,6 +414,16 @@ def propagate(
         kernel: ``"auto"`` (default), ``"embedding_bag"`` or ``"sparse_mm"``.
         dtype: the dtype of each product's rows (default ``x0.dtype``); ``torch.bfloat16``
             or ``torch.float16`` halve the bytes gathered, the result stays ``x0.dtype``.
+        norm_left, norm_right: LightGCN++'s exponents ``a``, ``b`` in [-1, 1] of
+            :math:`D^{-a} A D^{-b}`, applied to ``adj`` as :math:`D^{1/2-a}\, \hat A\,
+            D^{1/2-b}` (so ``adj`` must be :math:`D^{-1/2} A D^{-1/2}`; ``D`` is read from its
+            rows' stored entries). Default 1/2 each: :math:`\hat A` itself.
+        layer_norm: LightGCN++'s L2 normalization of each layer's input rows,
+            :math:`E^{(k+1)} = D^{-a} A D^{-b}\, \mathrm{rownorm}(E^{(k)})`. With it, the
+            propagation is not linear and autograd keeps up to K (N, d) activations.
+
+    With ``norm_left = norm_right = 1/2`` and no ``layer_norm`` this is plain LightGCN,
+    computed by the code path above, bit for bit as without these arguments.
 
     Returns:
         (N, d) tensor of final embeddings.
@@ -320,6 +447,9 @@ def propagate(
         raise TypeError(f"dtype must be a floating torch.dtype or None. Got {dtype!r}.")
     kernel = resolve_kernel(kernel, x0.device)
     x0 = x0.contiguous()
+    norms = check_norms(norm_left, norm_right, layer_norm)
+    if norms != (0.5, 0.5, False):  # LightGCN++
+        return _scaled_propagate(graph, x0, weights, kernel, dtype, norms[:2], norms[2])
     if torch.is_grad_enabled() and x0.requires_grad:
         return _SymmetricPropagate.apply(x0, graph, weights, kernel, dtype)
     with torch.no_grad():
