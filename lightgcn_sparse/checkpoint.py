@@ -22,6 +22,7 @@ from typing import IO, Any, Union
 import numpy as np
 
 FORMAT = "lightgcn-sparse"
+MANIFEST = "fields"  # the names of the other fields, as JSON
 VERSION = 1
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -75,7 +76,14 @@ def atomic_write_npz(path: PathLike, arrays: dict[str, Any]) -> Path:
         OSError: the folder cannot be created or written; ``path`` is then unchanged.
     """
     path = Path(path)
-    payload = {"format": np.array(FORMAT), "version": np.array(VERSION)}
+    # The list of fields comes first: a damaged directory that drops entries from its end
+    # keeps it, so read_npz notices the fields that went missing.
+    names = sorted({"format", "version", *arrays})
+    payload = {
+        MANIFEST: np.array(json.dumps(names)),
+        "format": np.array(FORMAT),
+        "version": np.array(VERSION),
+    }
     for key, value in arrays.items():
         arr = np.asarray(value)
         if arr.dtype == object:
@@ -182,6 +190,17 @@ def read_npz(path: PathLike, required: tuple[str, ...] = ()) -> dict[str, np.nda
             f"{str(path)!r} has checkpoint format version {version}; this lightgcn-sparse "
             f"reads version {VERSION}. Re-train, or load it with the version that wrote it."
         )
+    manifest = data.pop(MANIFEST, None)
+    if manifest is not None:  # files written before it existed have none
+        try:
+            listed = set(json.loads(str(manifest)))
+        except (json.JSONDecodeError, TypeError):
+            listed = None
+        if listed != set(data):
+            raise CheckpointError(
+                f"{str(path)!r} is damaged: its fields do not match the list it was written "
+                f"with (missing {sorted((listed or set()) - set(data))})."
+            )
     require_fields(data, path, required)
     return data
 

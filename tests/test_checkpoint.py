@@ -172,7 +172,10 @@ def _npy_bytes() -> bytes:
 
 
 def _with(saved: Path, **changes) -> bytes:
+    """The saved file's fields with ``changes`` (None deletes), as a hand-edited file would
+    be: rewritten without the list of fields, so the checks of each field are exercised."""
     arrays = arrays_of(saved)
+    arrays.pop("fields", None)
     arrays.update(changes)
     for key in [k for k, v in changes.items() if v is None]:
         del arrays[key]
@@ -289,6 +292,20 @@ def test_any_truncation_is_detected(data, tmp_path_factory):
     cut = data.draw(st.integers(0, len(raw) - 1), label="cut")
     path.write_bytes(raw[:cut])
     with pytest.raises(CheckpointError):
+        read_npz(path)
+
+
+def test_a_directory_that_lost_entries_is_detected(tmp_path):
+    """A damaged zip directory can drop its last entries silently (a flipped byte in a
+    directory record does it); the list of fields, written first, catches that."""
+    path = tmp_path / "model.npz"
+    atomic_write_npz(path, {"embedding": np.arange(4.0), "note": np.array("x")})
+    with zipfile.ZipFile(path) as whole:
+        kept = [(info, whole.read(info)) for info in whole.infolist()[:-1]]
+    with zipfile.ZipFile(path, "w") as damaged:
+        for info, payload in kept:
+            damaged.writestr(info, payload)
+    with pytest.raises(CheckpointError, match="is damaged: its fields do not match the list"):
         read_npz(path)
 
 
