@@ -6,20 +6,20 @@ Run from the repository root: ``python -m benchmarks.propagate --help``.
 from __future__ import annotations
 
 import gc
-import os
 import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import click
-import numpy as np
 import torch
 
 from lightgcn_sparse import normalized_adjacency, propagate
 from lightgcn_sparse.propagation import layer_weights, resolve_kernel
 
-from . import common
+from . import hardware, memory_probe, report, timing
+from .graphs import EdgeList, build_graphs
+from .options import graph_options, min_run_time_option, model_options, run_options
 
 DTYPES = {
     "float32": torch.float32,
@@ -44,30 +44,16 @@ autograd, scipy CSR @ dense (CPU, forward only) and PyG's `LightGCN.get_embeddin
 torch_geometric is importable. Each is checked against ours (allclose, dtype tolerance)
 for the forward result and the gradient before it is timed; one that disagrees is
 reported WRONG and not timed. Timing: torch.utils.benchmark.Timer.blocked_autorange on
-all torch threads, median and IQR. Peak memory: {common.CPU_PEAK_METHOD}; or
-{common.CUDA_PEAK_METHOD}.
+all torch threads, median and IQR. Peak memory: {memory_probe.CPU_PEAK_METHOD}; or
+{memory_probe.CUDA_PEAK_METHOD}.
 
 \b
 {textwrap.fill(BYTE_MODEL, 78)}
 
-Graphs: ml-100k (the real file shipped in an installed recbole wheel, else a synthetic
-graph of its shape) and one synthetic power-law graph per --edges (users and items from
+Graphs: ml-100k (the package's loader: cache or recbole's copy, else a synthetic graph of
+its shape) and one synthetic power-law graph per --edges (users and items from
 --users/--items, or E/20 users and E/100 items).
 """
-
-
-@dataclass
-class Graph:
-    name: str
-    users: np.ndarray
-    items: np.ndarray
-    num_users: int
-    num_items: int
-    source: str
-
-    @property
-    def num_edges(self) -> int:
-        return int(self.users.size)
 
 
 @dataclass
@@ -90,40 +76,8 @@ def forward_bytes(adj: torch.Tensor, dim: int, layers: int) -> int:
     return layers * per_layer
 
 
-def build_graphs(
-    edges: tuple[int, ...],
-    users: tuple[int, ...],
-    items: tuple[int, ...],
-    ml100k: bool,
-    real: bool,
-    seed: int,
-) -> list[Graph]:
-    if users or items:
-        if not (len(users) == len(items) == len(edges)):
-            raise click.BadParameter(
-                f"give --users and --items once per --edges, or neither. Got {len(users)} "
-                f"--users, {len(items)} --items and {len(edges)} --edges.",
-                param_hint="--users/--items",
-            )
-        shapes = list(zip(users, items))
-    else:
-        shapes = [common.scaled_shape(e) for e in edges]
-    graphs = []
-    if ml100k:
-        u, i, nu, ni, source = common.load_ml100k(real)
-        graphs.append(Graph("ml-100k", u, i, nu, ni, source))
-    for e, (nu, ni) in zip(edges, shapes):
-        try:
-            u, i = common.powerlaw_bipartite(nu, ni, e, seed=seed)
-        except ValueError as err:
-            raise click.BadParameter(str(err), param_hint="--edges") from err
-        label = f"powerlaw-{common.fmt_count(e)}"
-        graphs.append(Graph(label, u, i, nu, ni, "synthetic power-law"))
-    return graphs
-
-
 def make_contenders(
-    g: Graph,
+    g: EdgeList,
     adj: torch.Tensor,
     x: torch.Tensor,
     grad_out: torch.Tensor,
@@ -187,7 +141,7 @@ def make_contenders(
     else:
         out.append(Contender("scipy CSR @ dense", note="skipped: CPU only"))
 
-    ok, why = common.pyg_available()
+    ok, why = hardware.pyg_available()
     if not ok:
         if why not in notes:
             notes.append(why)
@@ -234,7 +188,7 @@ def scipy_contender(adj: torch.Tensor, x: torch.Tensor, alpha: list[float]) -> C
 
 
 def pyg_contender(
-    g: Graph, x: torch.Tensor, grad_out: torch.Tensor, layers: int, device: torch.device
+    g: EdgeList, x: torch.Tensor, grad_out: torch.Tensor, layers: int, device: torch.device
 ) -> Contender:
     """PyG's model on the same edges in both directions; it applies its own gcn_norm."""
     from torch_geometric.nn import LightGCN
@@ -262,7 +216,7 @@ def pyg_contender(
 
 
 def run_graph(
-    g: Graph,
+    g: EdgeList,
     device: torch.device,
     dim: int,
     layers: int,
@@ -277,7 +231,7 @@ def run_graph(
     adj = normalized_adjacency(
         g.users, g.items, g.num_users, g.num_items, dtype=dtype, device=device
     )
-    common.synchronize(device)
+    hardware.synchronize(device)
     build_s = time.perf_counter() - t0
     n = adj.shape[0]
     gen = torch.Generator().manual_seed(seed)
@@ -304,12 +258,12 @@ def run_graph(
             holder: list[Any] = []
             try:  # the first call checks the result and, with --memory, measures the peak
                 if memory:
-                    res["peak_bytes"] = common.peak_memory(
+                    res["peak_bytes"] = memory_probe.peak_memory(
                         lambda fn=fn, holder=holder: holder.append(fn()), device
                     )
                 else:
                     holder.append(fn())
-                ok, err = common.close(holder.pop(), ref)
+                ok, err = timing.close(holder.pop(), ref, ref.dtype)
             except Exception as exc:  # a contender that cannot run is reported, not fatal
                 res.update(status="ERROR", error=f"{type(exc).__name__}: {exc}"[:200])
                 res.pop("peak_bytes", None)
@@ -319,7 +273,7 @@ def run_graph(
                 res["status"] = "WRONG"
                 res.pop("peak_bytes", None)
                 continue
-            res.update(status="ok", **common.time_it(fn, min_run_time))
+            res.update(status="ok", **timing.time_it(fn, min_run_time))
             res["gbps"] = nbytes / res["median_s"] / 1e9
     info = {
         "graph": g.name,
@@ -377,12 +331,12 @@ def table_rows(
             st = r.get("status", "n/a")
             if st == "ok":
                 med, iqr = r["median_s"], r["iqr_s"]
-                row.append(f"{common.fmt_time(med)} ± {common.fmt_time(iqr)}")
+                row.append(f"{report.fmt_time(med)} ± {report.fmt_time(iqr)}")
                 row.append(f"{r['gbps']:.1f}")
                 if phase == "fwd":
                     row.append(f"{100 * r['gbps'] / triad_gbps:.0f}%")
                 row.append(f"{r['vs_ours']:.2f}x")
-                row.append(common.fmt_bytes(r.get("peak_bytes")))
+                row.append(report.fmt_bytes(r.get("peak_bytes")))
             else:
                 label = st if st != "n/a" else (c.note or "n/a")
                 if st == "WRONG":
@@ -417,128 +371,50 @@ def targets(graphs: list[dict[str, Any]], triad_gbps: float) -> list[dict[str, A
         ours = c.get(next(iter(c)), {})
         csr = c.get("torch CSR sparse.mm autograd", {})
         if csr.get("fwd+bwd", {}).get("status") == "ok":
-            out.append(_target(big, "fwd+bwd: torch CSR autograd / ours", csr, "fwd+bwd", 7.0))
+            what, ratio = "fwd+bwd: torch CSR autograd / ours", csr["fwd+bwd"]["vs_ours"]
+            out.append(report.target(big["graph"], what, 7.0, ratio))
         if ours.get("fwd", {}).get("status") == "ok":
             pct = 100 * ours["fwd"]["gbps"] / triad_gbps
-            out.append(
-                {
-                    "graph": big["graph"],
-                    "target": "ours forward effective GB/s as % of triad",
-                    "goal": 60.0,
-                    "measured": pct,
-                    "met": pct >= 60.0,
-                }
-            )
+            out.append(report.target(big["graph"], "ours forward GB/s as % of triad", 60.0, pct))
     for g in graphs:
         if g["graph"] == "ml-100k":
             pyg = g["contenders"].get("PyG LightGCN.get_embedding", {})
             if pyg.get("fwd+bwd", {}).get("status") == "ok":
-                out.append(_target(g, "fwd+bwd: PyG LightGCN / ours", pyg, "fwd+bwd", 50.0))
+                ratio = pyg["fwd+bwd"]["vs_ours"]
+                out.append(report.target(g["graph"], "fwd+bwd: PyG LightGCN / ours", 50.0, ratio))
     return out
 
 
-def _target(g: dict, what: str, res: dict, phase: str, goal: float) -> dict[str, Any]:
-    ratio = res[phase]["vs_ours"]
-    return {
-        "graph": g["graph"],
-        "target": what,
-        "goal": goal,
-        "measured": ratio,
-        "met": ratio >= goal,
-    }
-
-
 @click.command(help=HELP)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i].")
-@click.option(
-    "--edges",
-    type=int,
-    multiple=True,
-    default=(80_000, 1_000_000, 5_000_000),
-    show_default=True,
-    help="Edges of each synthetic power-law graph (repeat the option; 0 alone: none).",
-)
-@click.option("--users", type=int, multiple=True, help="Users of each graph (default E/20).")
-@click.option("--items", type=int, multiple=True, help="Items of each graph (default E/100).")
-@click.option("--ml100k/--no-ml100k", default=True, show_default=True, help="Include ml-100k.")
-@click.option(
-    "--real/--synthetic",
-    default=True,
-    show_default=True,
-    help="ml-100k from recbole's copy when installed, or always the synthetic stand-in.",
-)
-@click.option("--dim", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--layers", type=click.IntRange(1), default=3, show_default=True)
+@run_options()
+@graph_options((80_000, 1_000_000, 5_000_000))
+@model_options
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True)
-@click.option(
-    "--min-run-time",
-    type=click.FloatRange(0.0),
-    default=1.0,
-    show_default=True,
-    help="Seconds per blocked_autorange measurement.",
-)
-@click.option("--threads", type=int, default=None, help="torch.set_num_threads (default: all).")
-@click.option(
-    "--pyg-max-edges",
-    type=click.IntRange(0),
-    default=250_000,
-    show_default=True,
-    help="Skip PyG on larger graphs (it materializes E x d messages per layer).",
-)
-@click.option(
-    "--triad-mib",
-    type=click.IntRange(1),
-    default=None,
-    help="MiB per triad array (default 128 on CPU, 512 on CUDA).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
+@min_run_time_option
+@click.option("--pyg-max-edges", type=click.IntRange(0), default=250_000, show_default=True,
+              help="Skip PyG on larger graphs (it materializes E x d messages per "
+              "layer).")  # fmt: skip
+@click.option("--triad-mib", type=click.IntRange(1), default=None,
+              help="MiB per triad array (default 128 on CPU, 512 on CUDA).")  # fmt: skip
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak memory.")
 @click.option("--profile", is_flag=True, help="Print a torch.profiler breakdown (largest graph).")
-@click.option("--json", "json_path", default=None, help="Write the results here as JSON.")
-def main(
-    device: str,
-    edges: tuple[int, ...],
-    users: tuple[int, ...],
-    items: tuple[int, ...],
-    ml100k: bool,
-    real: bool,
-    dim: int,
-    layers: int,
-    dtype: str,
-    min_run_time: float,
-    threads: int | None,
-    pyg_max_edges: int,
-    triad_mib: int | None,
-    seed: int,
-    memory: bool,
-    profile: bool,
-    json_path: str | None,
-) -> None:
-    dev = common.resolve_device(device)
-    common.set_threads(threads)
+def main(device, threads, seed, json_path, edges, users, items, ml100k, real, dim, layers,
+         dtype, min_run_time, pyg_max_edges, triad_mib, memory, profile) -> None:  # fmt: skip
+    dev, hw = hardware.start(device, threads)
     torch_dtype = DTYPES[dtype]
     edges = tuple(e for e in edges if e != 0)
     graphs = build_graphs(edges, users, items, ml100k, real, seed)
     if not graphs:
         raise click.UsageError("no graph to run: give --edges or --ml100k.")
-    hw = common.hardware(dev)
-    load_before = os.getloadavg()
-    click.echo(common.hardware_line(hw))
-    if triad_mib is None:
-        triad_mib = 128 if dev.type == "cpu" else 512
-    triad = common.triad_bandwidth(dev, numel=triad_mib * 2**18)
-    click.echo(
-        f"triad a = b + s*c (float32, 3 x {triad['array_mib']:.0f} MiB, best of 10): "
-        f"{triad['gbps']:.1f} GB/s"
-    )
+    triad_mib = triad_mib or (128 if dev.type == "cpu" else 512)
+    triad = timing.triad_bandwidth(dev, numel=triad_mib * 2**18)
+    click.echo(f"triad a = b + s*c (float32, 3 x {triad['array_mib']:.0f} MiB, best of 10): "
+               f"{triad['gbps']:.1f} GB/s")  # fmt: skip
     notes: list[str] = []
     done = []
     for g in graphs:
-        click.echo(
-            f"running {g.name} ({g.source}): {g.num_users} users, {g.num_items} items, "
-            f"{g.num_edges} edges ...",
-            err=True,
-        )
+        click.echo(f"running {g.name} ({g.source}): {g.num_users} users, {g.num_items} items, "
+                   f"{g.num_edges} edges ...", err=True)  # fmt: skip
         info, contenders, adj = run_graph(
             g, dev, dim, layers, torch_dtype, min_run_time, pyg_max_edges, seed, memory, notes
         )
@@ -556,58 +432,31 @@ def main(
         f"LightGCN propagation, d={dim}, K={layers}, {dtype}, device {dev}; "
         f"ratios are contender time / ours[{resolve_kernel('auto', dev)}] time"
     )
-    click.echo(common.format_table(HEADER, rows))
+    click.echo(report.format_table(HEADER, rows))
     for info, _, _ in done:
         click.echo(
             f"{info['graph']}: {info['source']}, U={info['users']} I={info['items']} "
             f"E={info['edges']} nnz={info['nnz']} ({info['index_dtype']}), "
-            f"adjacency built in {common.fmt_time(info['adjacency_build_s'])}"
+            f"adjacency built in {report.fmt_time(info['adjacency_build_s'])}"
         )
     goals = targets(results, triad["gbps"])
-    for t in goals:
-        verdict = "met" if t["met"] else "NOT met"
-        click.echo(
-            f"target {t['graph']}: {t['target']} >= {t['goal']:g}: {t['measured']:.2f} ({verdict})"
-        )
+    report.echo_targets(goals)
     for note in notes:
         click.echo(f"note: {note}")
-    load_after = os.getloadavg()
-    click.echo(
-        f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-        f"on {hw['logical_cpus']} logical CPUs"
-    )
+    click.echo(hardware.finish(hw))
     if memory:
-        method = common.CUDA_PEAK_METHOD if dev.type == "cuda" else common.CPU_PEAK_METHOD
-        click.echo(f"peak memory: {method}")
+        click.echo(f"peak memory: {memory_probe.method(dev)}")
     click.echo(BYTE_MODEL)
     if prof_text:
         click.echo(prof_text)
-    common.write_json(
-        json_path,
-        {
-            "benchmark": "propagate",
-            "hardware": hw,
-            "config": {
-                "device": str(dev),
-                "dim": dim,
-                "layers": layers,
-                "dtype": dtype,
-                "min_run_time": min_run_time,
-                "pyg_max_edges": pyg_max_edges,
-                "seed": seed,
-                "reference": f"ours[{resolve_kernel('auto', dev)}]",
-            },
-            "byte_model": BYTE_MODEL,
-            "memory_method": common.CUDA_PEAK_METHOD
-            if dev.type == "cuda"
-            else (common.CPU_PEAK_METHOD),
-            "triad": triad,
-            "load_average": {"before": load_before, "after": load_after},
-            "graphs": results,
-            "targets": goals,
-            "notes": notes,
-        },
-    )
+    config = {"device": str(dev), "dim": dim, "layers": layers, "dtype": dtype,
+              "min_run_time": min_run_time, "pyg_max_edges": pyg_max_edges, "seed": seed,
+              "reference": f"ours[{resolve_kernel('auto', dev)}]"}  # fmt: skip
+    report.write_json(json_path, {
+        "benchmark": "propagate", "hardware": hw, "config": config, "byte_model": BYTE_MODEL,
+        "memory_method": memory_probe.method(dev), "triad": triad, "graphs": results,
+        "targets": goals, "notes": notes,
+    })  # fmt: skip
     del done
     gc.collect()
 

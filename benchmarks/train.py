@@ -12,16 +12,19 @@ train and valid items excluded from the test ranking):
 
 ``--compare-recbole`` writes the identical split as RecBole atomic files
 (``benchmark_filename``) and runs RecBole's own LightGCN on it with the same
-hyperparameters, when ``recbole`` and its dependencies are importable (never a dependency
-of this project; skipped with a note otherwise).
+hyperparameters, inside a temporary working directory (RecBole writes ./log,
+./log_tensorboard and ./saved), when ``recbole`` and its dependencies are importable (never
+a dependency of this project; skipped with a note otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -39,7 +42,9 @@ from lightgcn_sparse.experiment import (
 )
 from lightgcn_sparse.model import LightGCN
 
-from .common import format_table, hardware, hardware_line, resolve_device, set_threads, write_json
+from . import hardware
+from .options import run_options
+from .report import format_table, write_json
 
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "map@10")
 
@@ -49,6 +54,17 @@ def epoch_seconds(split: Split, cfg, epochs: int) -> list[float]:
     model = LightGCN(cfg.replace(epochs=epochs))
     model.fit(split.train.to_csr(), show_progress=False)
     return [t["seconds"] for t in model.timings_]
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    """Run the block with ``path`` as the working directory (for tools that write to it)."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def write_recbole_split(split: Split, folder: Path, name: str = "lgs") -> Path:
@@ -65,10 +81,11 @@ def write_recbole_split(split: Split, folder: Path, name: str = "lgs") -> Path:
 
 
 def run_recbole(split: Split, cfg, epochs: int, device: torch.device) -> dict[str, Any]:
-    """RecBole 1.2.1's LightGCN on exactly ``split``; raises ImportError without recbole."""
+    """RecBole 1.2.1's LightGCN on exactly ``split``, in a temporary working directory;
+    raises ImportError without recbole."""
     from recbole.quick_start import run_recbole as _run  # optional, never a dependency
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, working_directory(Path(tmp)):
         write_recbole_split(split, Path(tmp))
         config = {
             "data_path": tmp,
@@ -109,7 +126,7 @@ def run_recbole(split: Split, cfg, epochs: int, device: torch.device) -> dict[st
 
 
 @click.command(help=__doc__)
-@click.option("--device", default="cpu", show_default=True)
+@run_options(seed=2020)
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="recbole",
               show_default=True, help="Reference config: RecBole's settings.")  # fmt: skip
 @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
@@ -117,16 +134,10 @@ def run_recbole(split: Split, cfg, epochs: int, device: torch.device) -> dict[st
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--timing-epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--dataset", default="ml-100k", show_default=True)
-@click.option("--seed", type=int, default=2020, show_default=True)
 @click.option("--compare-recbole", is_flag=True, help="Also run RecBole's LightGCN.")
-@click.option("--threads", type=int, default=None)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-def main(device, preset_name, epochs, learning_rate, batch_size, timing_epochs, dataset, seed,
-         compare_recbole, threads, json_path) -> None:  # fmt: skip
-    set_threads(threads)
-    dev = resolve_device(device)
-    info = hardware(dev)
-    click.echo(hardware_line(info))
+def main(device, threads, seed, json_path, preset_name, epochs, learning_rate, batch_size,
+         timing_epochs, dataset, compare_recbole) -> None:  # fmt: skip
+    dev, info = hardware.start(device, threads)
     changes: dict[str, Any] = {"epochs": epochs, "device": str(dev), "seed": seed}
     if learning_rate is not None:
         changes["learning_rate"] = learning_rate
@@ -173,6 +184,7 @@ def main(device, preset_name, epochs, learning_rate, batch_size, timing_epochs, 
                         + [f"{t.get(k, float('nan')):.4f}" for k in KEYS])  # fmt: skip
             results["recbole"] = recbole
     click.echo(format_table(["model", "s/epoch", "fit s", "best/ran", *KEYS], rows))
+    click.echo(hardware.finish(info))
     write_json(json_path, results)
 
 

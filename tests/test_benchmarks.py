@@ -10,6 +10,7 @@ import importlib
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-common = importlib.import_module("benchmarks.common")
+graphs = importlib.import_module("benchmarks.graphs")
+hardware = importlib.import_module("benchmarks.hardware")
+timing = importlib.import_module("benchmarks.timing")
 bench_propagate = importlib.import_module("benchmarks.propagate")
 bench_sampler = importlib.import_module("benchmarks.sampler")
 bench_memory = importlib.import_module("benchmarks.memory")
@@ -49,28 +52,49 @@ def invoke(main, args: list[str]) -> tuple[str, dict]:
 
 
 def test_powerlaw_bipartite_distinct_and_deterministic():
-    u, i = common.powerlaw_bipartite(50, 40, 500, seed=3)
+    u, i = graphs.powerlaw_bipartite(50, 40, 500, seed=3)
     assert u.size == i.size == 500
     assert 0 <= u.min() and u.max() < 50 and 0 <= i.min() and i.max() < 40
     assert np.unique(u * 40 + i).size == 500  # deduplicated
-    u2, i2 = common.powerlaw_bipartite(50, 40, 500, seed=3)
+    u2, i2 = graphs.powerlaw_bipartite(50, 40, 500, seed=3)
     assert np.array_equal(u, u2) and np.array_equal(i, i2)
     with pytest.raises(ValueError, match="at most half"):
-        common.powerlaw_bipartite(10, 10, 60)
+        graphs.powerlaw_bipartite(10, 10, 60)
 
 
 def test_powerlaw_items_are_skewed():
-    _, i = common.powerlaw_bipartite(2000, 500, 20_000, seed=0)
+    _, i = graphs.powerlaw_bipartite(2000, 500, 20_000, seed=0)
     deg = np.sort(np.bincount(i, minlength=500))[::-1]
     assert deg[:50].sum() > 2 * deg[-250:].sum()  # head items far more popular than the tail
 
 
+def test_ml100k_comes_from_the_package_loader(monkeypatch):
+    real = graphs.load_ml100k()
+    assert (real.num_users, real.num_items, real.num_edges) == (943, 1682, 100_000)
+
+    def missing(*args, **kwargs):
+        raise graphs.DatasetNotFoundError("no ml-100k here", [])
+
+    monkeypatch.setattr(graphs, "load_dataset", missing)
+    fallback = graphs.load_ml100k()
+    assert "synthetic" in fallback.source and fallback.num_edges == 100_000
+
+
 def test_close_uses_dtype_tolerance():
-    ref = torch.randn(10, 4)
-    ok, err = common.close(ref + 1e-7, ref)
+    ref = torch.randn(10, 4, dtype=torch.float64)
+    ok, err = timing.close(ref + 1e-7, ref, torch.float32)
     assert ok and err < 1e-5
-    ok, _ = common.close(ref * 1.01, ref)
+    ok, _ = timing.close(ref * 1.01, ref, torch.float32)
     assert not ok
+    ok, _ = timing.close(ref * 1.01, ref, torch.bfloat16)
+    assert ok
+
+
+def test_every_benchmark_shares_the_run_options():
+    bench_train = importlib.import_module("benchmarks.train")
+    for main in (bench_propagate.main, bench_sampler.main, bench_memory.main, bench_train.main):
+        names = {p.name for p in main.params}
+        assert {"device", "threads", "seed", "json_path"} <= names, main.name
 
 
 def test_propagate_smoke(tmp_path):
@@ -80,7 +104,7 @@ def test_propagate_smoke(tmp_path):
     assert data["benchmark"] == "propagate"
     for key in ("hardware", "config", "byte_model", "triad", "graphs", "targets", "notes"):
         assert key in data
-    assert data["hardware"]["torch"] == torch.__version__
+    assert data["hardware"]["torch"] == torch.__version__ and "load_after" in data["hardware"]
     assert data["triad"]["gbps"] > 0
     (graph,) = data["graphs"]
     assert graph["edges"] == 2000 and graph["nnz"] == 4000
@@ -126,7 +150,7 @@ def test_propagate_reports_wrong_contender_untimed(tmp_path, monkeypatch):
 
 
 def test_propagate_skips_pyg_with_a_note(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "pyg_available", lambda: (False, "no PyG here: skipped."))
+    monkeypatch.setattr(hardware, "pyg_available", lambda: (False, "no PyG here: skipped."))
     out_json = tmp_path / "p.json"
     args = TINY_PROPAGATE + ["--no-memory", "--json", str(out_json)]
     output, data = invoke(bench_propagate.main, args)
@@ -238,3 +262,37 @@ def test_train_benchmark_smoke(tmp_path):
         assert 0.0 <= data["lightgcn_sparse"][key] <= 1.0
         assert 0.0 <= data["popularity"][key] <= 1.0
     assert "recbole" not in data  # only with --compare-recbole (not run here: it imports recbole)
+
+
+def test_compare_recbole_writes_nothing_to_the_working_directory(tmp_path, monkeypatch):
+    bench_train = importlib.import_module("benchmarks.train")
+    seen = {}
+
+    def fake_run_recbole(model, dataset, config_dict):
+        for folder in ("log", "log_tensorboard", "saved"):  # what RecBole writes to ./
+            Path(folder).mkdir()
+            (Path(folder) / "run.log").write_text("x")
+        seen["cwd"] = Path.cwd()
+        seen["files"] = sorted(p.name for p in (Path(config_dict["data_path"]) / dataset).iterdir())
+        return {"test_result": {"recall@10": 0.5, "ndcg@20": 0.25}}
+
+    quick_start = types.ModuleType("recbole.quick_start")
+    quick_start.run_recbole = fake_run_recbole
+    monkeypatch.setitem(sys.modules, "recbole", types.ModuleType("recbole"))
+    monkeypatch.setitem(sys.modules, "recbole.quick_start", quick_start)
+    rng = np.random.default_rng(0)
+    rows = [(u, i) for u in range(60) for i in rng.choice(40, 12, replace=False)]
+    csv = tmp_path / "tiny.csv"
+    csv.write_text("".join(f"{u},{i}\n" for u, i in rows))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    out = tmp_path / "train.json"
+    args = ["--dataset", str(csv), "--epochs", "2", "--timing-epochs", "1",
+            "--batch-size", "64", "--compare-recbole", "--json", str(out)]  # fmt: skip
+    text, data = invoke(bench_train.main, args)
+    assert list(repo.iterdir()) == [] and Path.cwd() == repo
+    assert seen["cwd"] != repo and not seen["cwd"].exists()  # a temporary folder, removed
+    assert seen["files"] == ["lgs.test.inter", "lgs.train.inter", "lgs.valid.inter"]
+    assert data["recbole"]["test"] == {"recall@10": 0.5, "ndcg@20": 0.25}
+    assert "RecBole LightGCN" in text
