@@ -28,20 +28,12 @@ timing = importlib.import_module("benchmarks.timing")
 bench_propagate = importlib.import_module("benchmarks.propagate")
 bench_sampler = importlib.import_module("benchmarks.sampler")
 bench_memory = importlib.import_module("benchmarks.memory")
+bench_train = importlib.import_module("benchmarks.train")
 
 TINY_PROPAGATE = [
-    "--no-ml100k",
-    "--edges",
-    "2000",
-    "--dim",
-    "8",
-    "--layers",
-    "2",
-    "--min-run-time",
-    "0",
-    "--triad-mib",
-    "4",
-]
+    "--no-ml100k", "--edges", "2000", "--hub-edges", "3000", "--dim", "8", "--layers", "2",
+    "--min-run-time", "0", "--triad-mib", "4",
+]  # fmt: skip
 
 
 def invoke(main, args: list[str]) -> tuple[str, dict]:
@@ -49,6 +41,9 @@ def invoke(main, args: list[str]) -> tuple[str, dict]:
     assert result.exit_code == 0, result.output
     json_path = args[args.index("--json") + 1]
     return result.output, json.loads(Path(json_path).read_text())
+
+
+# --- graphs ----------------------------------------------------------------------------
 
 
 def test_powerlaw_bipartite_distinct_and_deterministic():
@@ -66,6 +61,29 @@ def test_powerlaw_items_are_skewed():
     _, i = graphs.powerlaw_bipartite(2000, 500, 20_000, seed=0)
     deg = np.sort(np.bincount(i, minlength=500))[::-1]
     assert deg[:50].sum() > 2 * deg[-250:].sum()  # head items far more popular than the tail
+
+
+@pytest.mark.parametrize("items,edges,hub", [(20, 100, 20), (200, 5000, 300), (7, 7, 1)])
+def test_pareto_degrees_sum_exactly_with_a_plateau_of_hubs(items, edges, hub):
+    deg = graphs.pareto_degrees(items, edges, hub)
+    assert deg.sum() == edges and deg.min() >= 1 and deg.max() <= hub
+    assert np.all(np.diff(deg) <= 1)  # non-increasing up to the rounding fix-up
+    with pytest.raises(ValueError, match="need items <= edges"):
+        graphs.pareto_degrees(10, 5, 3)
+
+
+def test_hub_graph_has_its_shape_exact_degrees_and_distinct_pairs():
+    nu, ni, hub = graphs.hub_shape(1_000_000)
+    assert (nu, ni, hub) == (100_000, 20_000, 20_000)
+    nu, ni, hub = graphs.hub_shape(20_000)
+    u, i = graphs.hub_bipartite(nu, ni, 20_000, hub, seed=1)
+    assert u.size == 20_000 and np.unique(u * ni + i).size == 20_000
+    deg = np.bincount(i, minlength=ni)
+    assert sorted(deg) == sorted(graphs.pareto_degrees(ni, 20_000, hub))
+    assert np.sort(deg)[-5:].tolist() == [hub] * 5  # the head is a plateau of hubs
+    assert np.all(np.diff(u) >= 0)  # user-major
+    u2, i2 = graphs.hub_bipartite(nu, ni, 20_000, hub, seed=1)
+    assert np.array_equal(u, u2) and np.array_equal(i, i2)
 
 
 def test_ml100k_comes_from_the_package_loader(monkeypatch):
@@ -91,32 +109,29 @@ def test_close_uses_dtype_tolerance():
 
 
 def test_every_benchmark_shares_the_run_options():
-    bench_train = importlib.import_module("benchmarks.train")
     for main in (bench_propagate.main, bench_sampler.main, bench_memory.main, bench_train.main):
         names = {p.name for p in main.params}
         assert {"device", "threads", "seed", "json_path"} <= names, main.name
 
 
+# --- propagate -------------------------------------------------------------------------
+
+
 def test_propagate_smoke(tmp_path):
     out_json = tmp_path / "p.json"
     output, data = invoke(bench_propagate.main, TINY_PROPAGATE + ["--json", str(out_json)])
-    assert "ours[embedding_bag]" in output and "triad" in output
+    assert "ours[embedding_bag]" in output and "triad" in output and "Levers" in output
     assert data["benchmark"] == "propagate"
     for key in ("hardware", "config", "byte_model", "triad", "graphs", "targets", "notes"):
         assert key in data
-    assert data["hardware"]["torch"] == torch.__version__ and "load_after" in data["hardware"]
-    assert data["triad"]["gbps"] > 0
-    (graph,) = data["graphs"]
-    assert graph["edges"] == 2000 and graph["nnz"] == 4000
-    cont = graph["contenders"]
-    for name in (
-        "ours[embedding_bag]",
-        "ours[sparse_mm]",
-        "torch CSR sparse.mm autograd",
-        "torch COO sparse.mm autograd",
-        "scipy CSR @ dense (fwd only)",
-        "PyG LightGCN.get_embedding",
-    ):
+    assert data["hardware"]["torch"] == torch.__version__
+    assert "load_after" in data["hardware"] and data["triad"]["gbps"] > 0
+    power, hubs = data["graphs"]
+    assert power["edges"] == 2000 and power["nnz"] == 4000
+    cont = power["contenders"]
+    for name in ("ours[embedding_bag]", "ours[sparse_mm]", "torch CSR sparse.mm autograd",
+                 "torch CSR sparse.mm x2 (products only)", "torch COO sparse.mm autograd",
+                 "scipy CSR @ dense (fwd only)", "PyG LightGCN.get_embedding"):  # fmt: skip
         assert name in cont
     for name in ("ours[embedding_bag]", "ours[sparse_mm]", "torch CSR sparse.mm autograd"):
         for phase in ("fwd", "fwd+bwd"):
@@ -124,9 +139,27 @@ def test_propagate_smoke(tmp_path):
             assert res["status"] == "ok", (name, phase, res)
             for key in ("median_s", "iqr_s", "runs", "gbps", "vs_ours", "max_rel_err"):
                 assert key in res
-            assert "peak_bytes" in res
+            assert "peak_bytes" in res and res["max_rel_err"] < 1e-5
+    assert cont["torch CSR sparse.mm x2 (products only)"]["fwd"]["status"] == "ok"
     assert cont["scipy CSR @ dense (fwd only)"]["fwd+bwd"]["status"] == "n/a"
     assert cont["ours[embedding_bag]"]["fwd"]["vs_ours"] == pytest.approx(1.0)
+
+    levers = power["levers"]
+    assert len(levers) == 6
+    bounds = {("float32", "none"): 1e-5, ("bfloat16", "none"): 5e-2, ("float16", "none"): 1e-2,
+              ("float32", "degree"): 1e-5, ("float32", "rcm"): 1e-5,
+              ("float32", "balanced"): 1e-5}  # fmt: skip
+    for (dtype, order), bound in bounds.items():
+        row = levers[f"ours[{dtype}, order {order}]"]
+        assert row["lever"] == {"dtype": dtype, "order": order}
+        for phase in ("fwd", "fwd+bwd"):
+            assert row[phase]["status"] == "ok" and row[phase]["max_rel_err"] < bound
+    assert set(power["node_order_build_s"]) == {"degree", "rcm", "balanced"}
+
+    assert hubs["graph"] == "hubs-3k" and (hubs["users"], hubs["items"]) == (300, 60)
+    assert hubs["top5_item_degrees"] == [60] * 5
+    hub_targets = [t for t in data["targets"] if t["graph"] == "hubs-3k"]
+    assert [t["goal"] for t in hub_targets] == [1.0, 5.0]
 
 
 def test_propagate_reports_wrong_contender_untimed(tmp_path, monkeypatch):
@@ -140,19 +173,19 @@ def test_propagate_reports_wrong_contender_untimed(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench_propagate, "make_contenders", with_a_wrong_one)
     out_json = tmp_path / "p.json"
-    args = TINY_PROPAGATE + ["--no-memory", "--json", str(out_json)]
+    args = TINY_PROPAGATE + ["--no-hubs", "--no-levers", "--no-memory", "--json", str(out_json)]
     output, data = invoke(bench_propagate.main, args)
     wrong = data["graphs"][0]["contenders"]["wrong"]
     for phase in ("fwd", "fwd+bwd"):
         assert wrong[phase]["status"] == "WRONG"
         assert "median_s" not in wrong[phase]
-    assert "WRONG" in output
+    assert "WRONG" in output and data["graphs"][0]["levers"] == {}
 
 
 def test_propagate_skips_pyg_with_a_note(tmp_path, monkeypatch):
     monkeypatch.setattr(hardware, "pyg_available", lambda: (False, "no PyG here: skipped."))
     out_json = tmp_path / "p.json"
-    args = TINY_PROPAGATE + ["--no-memory", "--json", str(out_json)]
+    args = TINY_PROPAGATE + ["--no-hubs", "--no-levers", "--no-memory", "--json", str(out_json)]
     output, data = invoke(bench_propagate.main, args)
     assert "note: no PyG here: skipped." in output
     pyg = data["graphs"][0]["contenders"]["PyG LightGCN.get_embedding"]
@@ -161,26 +194,11 @@ def test_propagate_skips_pyg_with_a_note(tmp_path, monkeypatch):
 
 def test_propagate_ml100k_shape(tmp_path):
     out_json = tmp_path / "p.json"
-    args = [
-        "--synthetic",
-        "--edges",
-        "1000",
-        "--dim",
-        "4",
-        "--layers",
-        "1",
-        "--min-run-time",
-        "0",
-        "--triad-mib",
-        "4",
-        "--no-memory",
-        "--pyg-max-edges",
-        "0",
-        "--json",
-        str(out_json),
-    ]
+    args = ["--synthetic", "--edges", "0", "--no-hubs", "--no-levers", "--dim", "4",
+            "--layers", "1", "--min-run-time", "0", "--triad-mib", "4", "--no-memory",
+            "--pyg-max-edges", "0", "--json", str(out_json)]  # fmt: skip
     _, data = invoke(bench_propagate.main, args)
-    ml = data["graphs"][0]
+    (ml,) = data["graphs"]
     assert (ml["graph"], ml["users"], ml["items"], ml["edges"]) == ("ml-100k", 943, 1682, 100_000)
 
 
@@ -188,31 +206,21 @@ def test_propagate_ml100k_shape(tmp_path):
 def test_propagate_cuda_absent_is_one_clear_line():
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.propagate", "--device", "cuda", "--no-ml100k"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "CUDA is not available" in lines[0], proc.stderr
 
 
+# --- sampler, memory -------------------------------------------------------------------
+
+
 def test_sampler_smoke(tmp_path):
     out_json = tmp_path / "s.json"
-    args = [
-        "--no-ml100k",
-        "--edges",
-        "3000",
-        "--python-samples",
-        "500",
-        "--min-run-time",
-        "0",
-        "--json",
-        str(out_json),
-    ]
+    args = ["--no-ml100k", "--edges", "3000", "--python-samples", "500", "--min-run-time", "0",
+            "--json", str(out_json)]  # fmt: skip
     output, data = invoke(bench_sampler.main, args)
     assert data["benchmark"] == "sampler"
     (graph,) = data["graphs"]
@@ -246,8 +254,10 @@ def test_memory_smoke(tmp_path):
     assert "evaluate" in output
 
 
+# --- train ---------------------------------------------------------------------------
+
+
 def test_train_benchmark_smoke(tmp_path):
-    bench_train = importlib.import_module("benchmarks.train")
     rng = np.random.default_rng(0)
     rows = [(u, i) for u in range(60) for i in rng.choice(40, 12, replace=False)]
     csv = tmp_path / "tiny.csv"
@@ -265,7 +275,6 @@ def test_train_benchmark_smoke(tmp_path):
 
 
 def test_compare_recbole_writes_nothing_to_the_working_directory(tmp_path, monkeypatch):
-    bench_train = importlib.import_module("benchmarks.train")
     seen = {}
 
     def fake_run_recbole(model, dataset, config_dict):
