@@ -254,27 +254,70 @@ def test_memory_smoke(tmp_path):
     assert "evaluate" in output
 
 
-# --- train ---------------------------------------------------------------------------
+# --- train -----------------------------------------------------------------------------
 
 
-def test_train_benchmark_smoke(tmp_path):
+@pytest.fixture
+def tiny_csv(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     rows = [(u, i) for u in range(60) for i in rng.choice(40, 12, replace=False)]
     csv = tmp_path / "tiny.csv"
     csv.write_text("".join(f"{u},{i}\n" for u, i in rows))
+    return csv
+
+
+TINY_TRAIN = ["--epochs", "2", "--timing-epochs", "2", "--profile-steps", "2",
+              "--batch-size", "64", "--min-run-time", "0"]  # fmt: skip
+
+
+def test_train_benchmark_smoke(tmp_path, tiny_csv):
     out = tmp_path / "train.json"
-    args = ["--dataset", str(csv), "--epochs", "2", "--timing-epochs", "1",
-            "--batch-size", "64", "--json", str(out)]  # fmt: skip
+    args = ["--dataset", str(tiny_csv), *TINY_TRAIN, "--propagation-dtype", "float32",
+            "--propagation-dtype", "bfloat16", "--node-order", "none", "--node-order", "degree",
+            "--json", str(out)]  # fmt: skip
     text, data = invoke(bench_train.main, args)
-    assert "lightgcn-sparse" in text and "popularity" in text
-    assert len(data["epoch_seconds"]) == 1 and data["epochs_run"] == 2
+    assert "lightgcn-sparse" in text and "popularity" in text and "step / propagation" in text
+    (entry,) = data["datasets"]
+    assert entry["split"] == "random" and entry["train"] + entry["valid"] + entry["test"] == 720
+    runs = entry["runs"]
+    levers = [(r["propagation_dtype"], r["node_order"]) for r in runs]
+    assert levers == [("float32", "none"), ("float32", "degree"), ("bfloat16", "none"),
+                      ("bfloat16", "degree")]  # fmt: skip
+    for r in runs:
+        assert len(r["epoch_seconds"]) == 2 and r["steps_per_epoch"] == -(-entry["train"] // 64)
+        assert r["steps_per_s"] == pytest.approx(r["steps_per_epoch"] / r["epoch_s"])
+        assert 0.0 < r["propagation_share"] <= 1.0 and r["profiled_steps"] == 2
+        assert r["step_over_propagation"] == pytest.approx(r["step_s"] / r["propagation_fwd_bwd_s"])
+    (q,) = data["quality"]
+    assert q["epochs_run"] == 2 and q["config"]["propagation_dtype"] == "float32"
     for key in ("recall@20", "ndcg@20", "precision@10", "map@10"):
-        assert 0.0 <= data["lightgcn_sparse"][key] <= 1.0
-        assert 0.0 <= data["popularity"][key] <= 1.0
-    assert "recbole" not in data  # only with --compare-recbole (not run here: it imports recbole)
+        assert 0.0 <= q["lightgcn_sparse"][key] <= 1.0
+        assert 0.0 <= q["popularity"][key] <= 1.0
+    assert "recbole" not in q  # only with --compare-recbole
 
 
-def test_compare_recbole_writes_nothing_to_the_working_directory(tmp_path, monkeypatch):
+def test_train_uses_the_shipped_split_and_skips_missing_data(tmp_path):
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    lines = {part: [] for part in ("train", "test")}
+    for u in range(30):
+        items = rng.choice(25, 8, replace=False)
+        lines["train"].append(" ".join(map(str, [u, *items[:6]])))
+        lines["test"].append(" ".join(map(str, [u, *items[6:]])))
+    for part, text in lines.items():
+        (folder / f"{part}.txt").write_text("\n".join(text) + "\n")
+    out = tmp_path / "train.json"
+    args = ["--dataset", str(folder), "--dataset", str(tmp_path / "nowhere"), *TINY_TRAIN,
+            "--json", str(out)]  # fmt: skip
+    text, data = invoke(bench_train.main, args)
+    (entry,) = data["datasets"]
+    assert (entry["split"], entry["train"], entry["valid"], entry["test"]) == ("given", 180, 0, 60)
+    assert data["quality"] == []  # no validation part: no quality run
+    assert any("nowhere" in note and "skipped" in note for note in data["notes"])
+
+
+def test_compare_recbole_writes_nothing_to_the_working_directory(tmp_path, tiny_csv, monkeypatch):
     seen = {}
 
     def fake_run_recbole(model, dataset, config_dict):
@@ -289,19 +332,14 @@ def test_compare_recbole_writes_nothing_to_the_working_directory(tmp_path, monke
     quick_start.run_recbole = fake_run_recbole
     monkeypatch.setitem(sys.modules, "recbole", types.ModuleType("recbole"))
     monkeypatch.setitem(sys.modules, "recbole.quick_start", quick_start)
-    rng = np.random.default_rng(0)
-    rows = [(u, i) for u in range(60) for i in rng.choice(40, 12, replace=False)]
-    csv = tmp_path / "tiny.csv"
-    csv.write_text("".join(f"{u},{i}\n" for u, i in rows))
     repo = tmp_path / "repo"
     repo.mkdir()
     monkeypatch.chdir(repo)
     out = tmp_path / "train.json"
-    args = ["--dataset", str(csv), "--epochs", "2", "--timing-epochs", "1",
-            "--batch-size", "64", "--compare-recbole", "--json", str(out)]  # fmt: skip
+    args = ["--dataset", str(tiny_csv), *TINY_TRAIN, "--compare-recbole", "--json", str(out)]
     text, data = invoke(bench_train.main, args)
     assert list(repo.iterdir()) == [] and Path.cwd() == repo
     assert seen["cwd"] != repo and not seen["cwd"].exists()  # a temporary folder, removed
     assert seen["files"] == ["lgs.test.inter", "lgs.train.inter", "lgs.valid.inter"]
-    assert data["recbole"]["test"] == {"recall@10": 0.5, "ndcg@20": 0.25}
+    assert data["quality"][0]["recbole"]["test"] == {"recall@10": 0.5, "ndcg@20": 0.25}
     assert "RecBole LightGCN" in text
