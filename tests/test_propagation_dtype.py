@@ -1,4 +1,6 @@
-r"""Narrow-row propagation (bfloat16, float16) and node orders against float64 references.
+r"""Ways of computing the same propagation: narrow rows (bfloat16, float16) within a derived
+bound of float64, node orders equal to the built order up to rounding, and the CPU row
+blocks that :class:`~lightgcn_sparse.propagation.Graph` chooses between bit-identical.
 
 Error bound of narrow rows (:func:`narrow_bound`), in the Frobenius norm over all (N, d)
 entries. Let ``u = eps_n / 2`` be the unit roundoff of the narrow dtype ``n`` (the products'
@@ -31,15 +33,20 @@ bound holds with ``||G||`` for ``||x0||``.
 
 Node orders: a permuted graph sums each row's entries in another order, so results agree
 with the built order up to float rounding of the sums (:func:`rounding_bound`).
+
+Row blocks: on CPU with several threads a Graph times one ``embedding_bag`` call against
+two calls on halves of equal nnz and keeps the faster; each row's sum is the same either
+way, so the results must be equal bit for bit (training stays reproducible).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import torch
-from hypothesis import given, note
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 from strategies import (
     FLOAT_DTYPES,
@@ -52,6 +59,7 @@ from strategies import (
     layer_alphas,
 )
 
+from lightgcn_sparse import propagation
 from lightgcn_sparse.adjacency import (
     NODE_ORDERS,
     node_order,
@@ -200,3 +208,60 @@ def test_reordered_propagation_equals_the_built_order(device, case):
         diff = float(torch.linalg.vector_norm((out[method][i] - out["built"][i]).double()))
         note(f"{'forward' if i == 0 else 'gradient'}: diff {diff:.3g}, tol {tol:.3g}")
         assert diff <= tol
+
+
+@contextlib.contextmanager
+def two_blocks_allowed(threads: int = 2):
+    """Let any graph take the two-block CPU path: no nnz floor, several threads."""
+    floor, before = propagation.SPLIT_MIN_NNZ, torch.get_num_threads()
+    propagation.SPLIT_MIN_NNZ = 0
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        propagation.SPLIT_MIN_NNZ = floor
+        torch.set_num_threads(before)
+
+
+@settings(max_examples=30)
+@given(
+    g=bipartite_graphs(min_users=1, min_items=1),
+    dtype=st.sampled_from((*FLOAT_DTYPES, *NARROW)),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_one_call_and_two_row_blocks_are_bit_identical(g, dtype, d, seed):
+    adj = build(g, "cpu", torch.float32)
+    crow = adj.crow_indices()
+    nnz = int(crow[-1])
+    mid = int(torch.searchsorted(crow, torch.tensor(nnz // 2, dtype=crow.dtype)))
+    assume(0 < mid < g.n)
+    x = torch.randn(g.n, d, generator=torch.Generator().manual_seed(seed)).to(dtype)
+    key = (2, dtype, d)
+    results = []
+    with two_blocks_allowed():
+        for choice in (None, mid):
+            graph = PreparedGraph(adj)
+            graph._split[key] = choice  # the automatic selection's two options
+            results.append(graph.matmul(x, "embedding_bag"))
+    assert torch.equal(results[0], results[1])
+
+
+def test_the_row_split_is_timed_once_per_adjacency_tensor(monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    users = torch.randint(0, 40, (400,), generator=gen)
+    items = torch.randint(0, 15, (400,), generator=gen)
+    adj = normalized_adjacency(users, items, 40, 15)
+    x = torch.randn(55, 8, generator=gen)
+    timed = []
+    real = propagation._median_time
+    monkeypatch.setattr(propagation, "_median_time", lambda fn: timed.append(1) or real(fn))
+    with two_blocks_allowed():
+        first = propagate(adj, x, 3)  # a bare tensor: a new Graph on every call
+        assert len(timed) == 2  # one call, then two calls
+        again = propagate(adj, x, 3)
+        assert len(timed) == 2 and torch.equal(first, again)
+        propagate(adj, x[:, :4].contiguous(), 3)  # another width is another setting
+        assert len(timed) == 4
+        propagate(PreparedGraph(adj), x, 3)
+        assert len(timed) == 4
