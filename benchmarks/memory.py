@@ -27,15 +27,20 @@ from lightgcn_sparse import (
     propagate,
     user_items_from_pairs,
 )
+from lightgcn_sparse.propagation import Graph
 
-from . import common
+from . import hardware, memory_probe, report
+from .graphs import graph_shapes, powerlaw_bipartite
+from .options import model_options, run_options
 
 HELP = """Peak RSS and time of each stage of LightGCN training on big synthetic graphs.
 
 For each --edges size, a child process (its own ru_maxrss) generates a power-law graph
 (1M users / 200k items at 20M edges, scaled linearly for smaller sizes unless --users /
 --items are given), holds out 1% of the edges, then measures: building the normalized
-adjacency; one forward propagation; one full training step (propagation forward+backward
+adjacency (and its prepared Graph, as the model keeps it); one forward propagation (the
+first product of a Graph also times its one-call and two-call CPU kernels once); one full
+training step (propagation forward+backward
 over the whole graph, BPR loss with lightgcn_sparse.bpr_loss on a BPRSampler batch, Adam
 on the layer-0 embedding nn.Parameter) at batch 2048 and 65536; and evaluating all users
 with held-out edges (chunked lightgcn_sparse.evaluate_ranking, train edges excluded).
@@ -56,7 +61,7 @@ _MAXRSS = [0]
 
 
 def maxrss_so_far() -> int:
-    _MAXRSS[0] = max(_MAXRSS[0], common.max_rss_bytes())
+    _MAXRSS[0] = max(_MAXRSS[0], memory_probe.max_rss_bytes())
     return _MAXRSS[0]
 
 
@@ -69,9 +74,9 @@ class Stage:
 
     def __enter__(self) -> Stage:
         maxrss_so_far()  # fold the high-water mark in before it is reset below
-        common.release_free_memory()
-        self.rss0 = common.rss_bytes()
-        self.hwm = self.rss0 is not None and common.reset_peak_rss()
+        memory_probe.release_free_memory()
+        self.rss0 = memory_probe.rss_bytes()
+        self.hwm = self.rss0 is not None and memory_probe.reset_peak_rss()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -80,9 +85,9 @@ class Stage:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        common.synchronize(self.device)
+        hardware.synchronize(self.device)
         entry = {"seconds": time.perf_counter() - self.t0, "ru_maxrss": maxrss_so_far()}
-        peak = common.peak_rss_bytes() if self.hwm else None
+        peak = memory_probe.peak_rss_bytes() if self.hwm else None
         if peak is not None and self.rss0 is not None:
             entry["peak_rss_delta"] = max(0, peak - self.rss0)
         if self.device.type == "cuda":
@@ -106,7 +111,7 @@ def run_one(
     log: dict[str, Any] = {}
     gen = torch.Generator(device=device).manual_seed(seed)
     with Stage("generate", log, device):
-        u, i = common.powerlaw_bipartite(num_users, num_items, num_edges, seed=seed)
+        u, i = powerlaw_bipartite(num_users, num_items, num_edges, seed=seed)
         rng = np.random.default_rng(seed + 1)
         test = rng.random(u.size) < 0.01  # hold out 1% of the edges
         tr_u, tr_i = torch.from_numpy(u[~test]), torch.from_numpy(i[~test])
@@ -115,6 +120,7 @@ def run_one(
     n = num_users + num_items
     with Stage("adjacency", log, device):
         adj = normalized_adjacency(tr_u, tr_i, num_users, num_items, device=device)
+        graph = Graph(adj)  # prepared once, as the model does (its first product is timed)
     with Stage("sampler", log, device):
         sampler = BPRSampler.from_pairs(tr_u, tr_i, num_users, num_items, device)
         train = sampler.interactions
@@ -124,12 +130,12 @@ def run_one(
     emb = torch.nn.Parameter(0.1 * torch.randn(n, dim, generator=gen, device=device))
     opt = torch.optim.Adam([emb], lr=1e-3)
     with Stage("forward", log, device), torch.no_grad():
-        out = propagate(adj, emb, layers)  # (N, d)
+        out = propagate(graph, emb, layers)  # (N, d)
         del out
 
     def step(batch: int) -> float:
         users, pos, neg = sampler.sample_users(batch, gen)
-        out = propagate(adj, emb, layers)  # (N, d), differentiable w.r.t. emb
+        out = propagate(graph, emb, layers)  # (N, d), differentiable w.r.t. emb
         p, q = pos + num_users, neg + num_users
         loss = bpr_loss(out[users], out[p], out[q], (emb[users], emb[p], emb[q]), reg=1e-4)
         opt.zero_grad(set_to_none=True)
@@ -145,7 +151,7 @@ def run_one(
             for _ in range(steps):
                 t0 = time.perf_counter()
                 step(batch)
-                common.synchronize(device)
+                hardware.synchronize(device)
                 times.append(time.perf_counter() - t0)
         step_times[name] = times
         # first step allocates Adam's state; report the median of the rest when there is one
@@ -153,7 +159,7 @@ def run_one(
         log[name]["epoch_steps"] = math.ceil(train_edges / batch)
         log[name]["epoch_s"] = log[name]["epoch_steps"] * log[name]["step_s"]
     with Stage("evaluate", log, device), torch.no_grad():
-        out = propagate(adj, emb, layers)
+        out = propagate(graph, emb, layers)
         metrics = evaluate_ranking(
             out[:num_users], out[num_users:], truth, exclude=train, ks=(eval_k,)
         )
@@ -211,79 +217,42 @@ def rows_of(r: dict[str, Any]) -> list[list[str]]:
     for name in STAGES:
         st = r["stages"][name]
         if name.startswith("step@"):
-            shown = f"{common.fmt_time(st['step_s'])}/step"
-            epoch = f"{common.fmt_time(st['epoch_s'])} ({st['epoch_steps']} steps)"
+            shown = f"{report.fmt_time(st['step_s'])}/step"
+            epoch = f"{report.fmt_time(st['epoch_s'])} ({st['epoch_steps']} steps)"
         else:
-            shown, epoch = common.fmt_time(st["seconds"]), ""
+            shown, epoch = report.fmt_time(st["seconds"]), ""
         if name == "evaluate":
             shown += f" ({st['users']} users)"
         row = [
-            common.fmt_count(r["edges"]),
-            common.fmt_count(r["users"]),
-            common.fmt_count(r["items"]),
+            report.fmt_count(r["edges"]),
+            report.fmt_count(r["users"]),
+            report.fmt_count(r["items"]),
             name,
             shown,
-            common.fmt_bytes(st.get("peak_rss_delta")),
+            report.fmt_bytes(st.get("peak_rss_delta")),
         ]
         if "cuda_peak_delta" in st:
-            row.append(common.fmt_bytes(st["cuda_peak_delta"]))
-        rows.append([*row, common.fmt_bytes(st["ru_maxrss"]), epoch])
+            row.append(report.fmt_bytes(st["cuda_peak_delta"]))
+        rows.append([*row, report.fmt_bytes(st["ru_maxrss"]), epoch])
     return rows
 
 
 @click.command(help=HELP)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i].")
-@click.option(
-    "--edges",
-    type=int,
-    multiple=True,
-    default=(1_000_000, 5_000_000, 20_000_000),
-    show_default=True,
-    help="Edges of each graph (repeat the option).",
-)
+@run_options()
+@click.option("--edges", type=int, multiple=True, default=(1_000_000, 5_000_000, 20_000_000),
+              show_default=True, help="Edges of each graph (repeat the option).")
 @click.option("--users", type=int, multiple=True, help="Users per graph (default E/20).")
 @click.option("--items", type=int, multiple=True, help="Items per graph (default E/100).")
-@click.option("--dim", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--layers", type=click.IntRange(1), default=3, show_default=True)
-@click.option(
-    "--steps",
-    type=click.IntRange(1),
-    default=3,
-    show_default=True,
-    help="Training steps per batch size (the first, which allocates Adam's state, is "
-    "excluded from the step time when there are two or more).",
-)
+@model_options
+@click.option("--steps", type=click.IntRange(1), default=3, show_default=True,
+              help="Training steps per batch size (the first, which allocates Adam's state, "
+              "is excluded from the step time when there are two or more).")
 @click.option("--eval-k", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--threads", type=int, default=None, help="torch.set_num_threads.")
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--timeout", type=float, default=None, help="Seconds allowed per child.")
-@click.option("--json", "json_path", default=None, help="Write the results here as JSON.")
 @click.option("--one", is_flag=True, hidden=True, help="Child mode: run one graph in-process.")
-def main(
-    device: str,
-    edges: tuple[int, ...],
-    users: tuple[int, ...],
-    items: tuple[int, ...],
-    dim: int,
-    layers: int,
-    steps: int,
-    eval_k: int,
-    threads: int | None,
-    seed: int,
-    timeout: float | None,
-    json_path: str | None,
-    one: bool,
-) -> None:
-    dev = common.resolve_device(device)
-    if users or items:
-        if not (len(users) == len(items) == len(edges)):
-            raise click.BadParameter(
-                "give --users and --items once per --edges, or neither.",
-                param_hint="--users/--items",
-            )
-        shapes = list(zip(users, items))
-    else:
-        shapes = [common.scaled_shape(e) for e in edges]
+def main(device, threads, seed, json_path, edges, users, items, dim, layers, steps, eval_k,
+         timeout, one) -> None:  # fmt: skip
+    shapes = graph_shapes(edges, users, items)
     for e, (nu, ni) in zip(edges, shapes):
         if e < 100 or e > 0.5 * nu * ni:
             raise click.BadParameter(
@@ -291,16 +260,13 @@ def main(
                 param_hint="--edges",
             )
     if one:
-        common.set_threads(threads)
+        hardware.set_threads(threads)
         (e,), ((nu, ni),) = edges, shapes
-        res = run_one(nu, ni, e, dim, layers, dev, steps, seed, eval_k)
+        res = run_one(nu, ni, e, dim, layers, hardware.resolve_device(device), steps, seed,
+                      eval_k)  # fmt: skip
         click.echo(json.dumps(res))
         return
-    hw = common.hardware(dev)
-    if threads is not None:
-        hw["torch_threads"] = threads
-    load_before = os.getloadavg()
-    click.echo(common.hardware_line(hw))
+    dev, hw = hardware.start(device, threads)
     results, rows, errors = [], [], []
     for e, (nu, ni) in zip(edges, shapes):
         click.echo(f"running {e} edges ({nu} users, {ni} items) in a child ...", err=True)
@@ -329,40 +295,23 @@ def main(
             rows += rows_of(r)
     click.echo(f"Memory and time per stage, d={dim}, K={layers}, float32, device {dev}")
     if rows:
-        click.echo(common.format_table(CUDA_HEADER if dev.type == "cuda" else HEADER, rows))
+        click.echo(report.format_table(CUDA_HEADER if dev.type == "cuda" else HEADER, rows))
     for r in results:
         if "error" not in r:
             ev = r["stages"]["evaluate"]
             click.echo(
-                f"{common.fmt_count(r['edges'])} edges: N={r['nodes']} nnz={r['nnz']} "
+                f"{report.fmt_count(r['edges'])} edges: N={r['nodes']} nnz={r['nnz']} "
                 f"({r['index_dtype']}), train {r['train_edges']}, test {r['test_edges']}, "
                 f"recall@{eval_k} {ev[f'recall@{eval_k}']:.4f} (untrained), child ru_maxrss "
-                f"{common.fmt_bytes(r['ru_maxrss'])}"
+                f"{report.fmt_bytes(r['ru_maxrss'])}"
             )
     for err in errors:
         click.echo(f"error: {err}")
-    load_after = os.getloadavg()
-    click.echo(
-        f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-        f"on {hw['logical_cpus']} logical CPUs"
-    )
-    common.write_json(
-        json_path,
-        {
-            "benchmark": "memory",
-            "hardware": hw,
-            "config": {
-                "device": device,
-                "dim": dim,
-                "layers": layers,
-                "steps": steps,
-                "eval_k": eval_k,
-                "seed": seed,
-            },
-            "load_average": {"before": load_before, "after": load_after},
-            "graphs": results,
-        },
-    )
+    click.echo(hardware.finish(hw))
+    config = {"device": device, "dim": dim, "layers": layers, "steps": steps,
+              "eval_k": eval_k, "seed": seed}  # fmt: skip
+    report.write_json(json_path, {"benchmark": "memory", "hardware": hw, "config": config,
+                                  "graphs": results})  # fmt: skip
     if errors:
         raise SystemExit(1)
 

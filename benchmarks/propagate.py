@@ -1,83 +1,80 @@
-"""LightGCN propagation: ours against torch CSR/COO autograd, scipy and PyG's LightGCN.
+"""LightGCN propagation: ours against torch CSR/COO autograd, scipy and PyG's LightGCN, and
+ours with each propagation dtype and node order.
 
 Run from the repository root: ``python -m benchmarks.propagate --help``.
 """
 
 from __future__ import annotations
 
-import gc
-import os
 import textwrap
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import click
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from lightgcn_sparse import normalized_adjacency, propagate
-from lightgcn_sparse.propagation import layer_weights, resolve_kernel
+from lightgcn_sparse.adjacency import NODE_ORDERS, node_order, permute_adjacency
+from lightgcn_sparse.propagation import DTYPES as PROPAGATION_DTYPES
+from lightgcn_sparse.propagation import Graph, layer_weights, resolve_kernel
 
-from . import common
+from . import hardware, memory_probe, report, timing
+from .graphs import EdgeList, build_graphs, hub_shape
+from .options import graph_options, min_run_time_option, model_options, run_options
 
-DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+DTYPES = {"float64": torch.float64, **PROPAGATION_DTYPES}
 
 BYTE_MODEL = (
     "Byte model (effective GB/s): one layer moves nnz*(d*s + b_idx + b_val) + (N+1)*b_idx "
     "+ N*d*s bytes (gather one d-row of X and read one column index and one value per "
     "stored entry, read the row pointers, write the (N, d) result), s = itemsize of --dtype, "
     "b_idx/b_val = bytes of our CSR's index/value dtypes; forward = K layers, "
-    "forward+backward = 2K layers. Every contender is credited with the same bytes, so GB/s "
-    "is a normalized speed; gathers that hit in cache make it exceed DRAM bandwidth."
+    "forward+backward = 2K layers. Every contender and every lever row is credited with the "
+    "same bytes (narrow rows too), so GB/s is a normalized speed; gathers that hit in cache, "
+    "or rows of half the bytes, make it exceed DRAM bandwidth."
 )
 
 HELP = f"""Time LightGCN propagation Y = sum_k alpha_k A^k X (K layers, d columns).
 
 Contenders: ours (`propagate`, each kernel), torch CSR and COO `sparse.mm` under plain
-autograd, scipy CSR @ dense (CPU, forward only) and PyG's `LightGCN.get_embedding` when
-torch_geometric is importable. Each is checked against ours (allclose, dtype tolerance)
-for the forward result and the gradient before it is timed; one that disagrees is
-reported WRONG and not timed. Timing: torch.utils.benchmark.Timer.blocked_autorange on
-all torch threads, median and IQR. Peak memory: {common.CPU_PEAK_METHOD}; or
-{common.CUDA_PEAK_METHOD}.
+autograd, K bare torch CSR `sparse.mm` products (forward only), scipy CSR @ dense (CPU,
+forward only) and PyG's `LightGCN.get_embedding` when torch_geometric is importable.
+Levers (float32 x0): ours with each propagation dtype (products in float32, bfloat16,
+float16) and with each node order (degree, rcm, balanced: a Graph of the permuted
+adjacency). Every row is checked against a float64 scipy reference (forward and
+gradient; max abs error relative to max|ref|, allclose at the row's dtype tolerance)
+before it is timed; one that disagrees is reported WRONG and not timed. Timing:
+torch.utils.benchmark.Timer.blocked_autorange on all torch threads, median and IQR.
+Peak memory: {memory_probe.CPU_PEAK_METHOD}; or {memory_probe.CUDA_PEAK_METHOD}.
 
 \b
 {textwrap.fill(BYTE_MODEL, 78)}
 
-Graphs: ml-100k (the real file shipped in an installed recbole wheel, else a synthetic
-graph of its shape) and one synthetic power-law graph per --edges (users and items from
---users/--items, or E/20 users and E/100 items).
+Graphs: ml-100k (the package's loader: cache or recbole's copy, else a synthetic graph of
+its shape), one synthetic power-law graph per --edges (users and items from --users/--items,
+or E/20 users and E/100 items), and the hub graph of --hub-edges (E/10 users, E/50 items,
+Pareto item popularity capped at E/50 users: at 1M edges, 100k users, 20k items, hubs of
+20k users).
 """
 
 
 @dataclass
-class Graph:
-    name: str
-    users: np.ndarray
-    items: np.ndarray
-    num_users: int
-    num_items: int
-    source: str
-
-    @property
-    def num_edges(self) -> int:
-        return int(self.users.size)
-
-
-@dataclass
 class Contender:
-    """One implementation: ``forward(x)`` and ``backward(x, g)`` (returns d(sum(Y*g))/dx)."""
+    """One implementation: ``forward()`` and ``backward()`` (returns d(sum(Y*g))/dx).
+
+    ``reference`` names the float64 result it must match: ``"sum"`` (the LightGCN sum) or
+    ``"power"`` (``A^K X``, for bare products). ``dtype`` sets the check's tolerance.
+    """
 
     name: str
-    forward: Callable[[], Any] | None = None  # () -> (N, d) result
-    backward: Callable[[], Any] | None = None  # () -> (N, d) gradient
+    forward: Optional[Callable[[], Any]] = None  # () -> (N, d) result
+    backward: Optional[Callable[[], Any]] = None  # () -> (N, d) gradient
     note: str = ""
+    reference: str = "sum"
+    dtype: Optional[torch.dtype] = None
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,40 +87,59 @@ def forward_bytes(adj: torch.Tensor, dim: int, layers: int) -> int:
     return layers * per_layer
 
 
-def build_graphs(
-    edges: tuple[int, ...],
-    users: tuple[int, ...],
-    items: tuple[int, ...],
-    ml100k: bool,
-    real: bool,
-    seed: int,
-) -> list[Graph]:
-    if users or items:
-        if not (len(users) == len(items) == len(edges)):
-            raise click.BadParameter(
-                f"give --users and --items once per --edges, or neither. Got {len(users)} "
-                f"--users, {len(items)} --items and {len(edges)} --edges.",
-                param_hint="--users/--items",
-            )
-        shapes = list(zip(users, items))
-    else:
-        shapes = [common.scaled_shape(e) for e in edges]
-    graphs = []
-    if ml100k:
-        u, i, nu, ni, source = common.load_ml100k(real)
-        graphs.append(Graph("ml-100k", u, i, nu, ni, source))
-    for e, (nu, ni) in zip(edges, shapes):
-        try:
-            u, i = common.powerlaw_bipartite(nu, ni, e, seed=seed)
-        except ValueError as err:
-            raise click.BadParameter(str(err), param_hint="--edges") from err
-        label = f"powerlaw-{common.fmt_count(e)}"
-        graphs.append(Graph(label, u, i, nu, ni, "synthetic power-law"))
-    return graphs
+def references(
+    g: EdgeList, x: torch.Tensor, grad_out: torch.Tensor, layers: int
+) -> dict[str, tuple[torch.Tensor, Optional[torch.Tensor]]]:
+    """float64 results by scipy, on CPU: the sum and its gradient, and ``A^K X``.
+
+    The adjacency is built in float64 and multiplied by scipy, so nothing of ours but
+    :func:`normalized_adjacency` is in the reference.
+    """
+    adj = normalized_adjacency(g.users, g.items, g.num_users, g.num_items, dtype=torch.float64)
+    n = adj.shape[0]
+    mat = sp.csr_matrix(
+        (adj.values().numpy(), adj.col_indices().numpy(), adj.crow_indices().numpy()), (n, n)
+    )
+    alpha = layer_weights(layers, None)
+
+    def run(v: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        h = v.detach().to(device="cpu", dtype=torch.float64).numpy()
+        acc = alpha[0] * h
+        for a in alpha[1:]:
+            h = mat @ h
+            acc += a * h
+        return acc, h
+
+    y, power = run(x)
+    grad, _ = run(grad_out)
+    return {"sum": (torch.from_numpy(y), torch.from_numpy(grad)),
+            "power": (torch.from_numpy(power), None)}  # fmt: skip
+
+
+def _fwd(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], Any]:
+    def run() -> torch.Tensor:
+        with torch.no_grad():
+            return fn(x)
+
+    return run
+
+
+def _fwd_bwd(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, grad_out: torch.Tensor
+) -> Callable[[], Any]:
+    xg = x.detach().clone().requires_grad_(True)
+
+    def run() -> torch.Tensor:
+        xg.grad = None
+        fn(xg).backward(grad_out)
+        grad, xg.grad = xg.grad, None  # hold nothing between calls
+        return grad
+
+    return run
 
 
 def make_contenders(
-    g: Graph,
+    g: EdgeList,
     adj: torch.Tensor,
     x: torch.Tensor,
     grad_out: torch.Tensor,
@@ -134,33 +150,15 @@ def make_contenders(
 ) -> list[Contender]:
     """The contenders on one graph; the first is ours with the device's default kernel."""
     alpha = layer_weights(layers, None)
-    xg = x.detach().clone().requires_grad_(True)
-
-    def fb(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], torch.Tensor]:
-        def run() -> torch.Tensor:
-            xg.grad = None
-            fn(xg).backward(grad_out)
-            grad, xg.grad = xg.grad, None  # hold nothing between calls
-            return grad
-
-        return run
-
-    def nograd(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], torch.Tensor]:
-        def run() -> torch.Tensor:
-            with torch.no_grad():
-                return fn(x)
-
-        return run
-
     auto = resolve_kernel("auto", device)
-    kernels = [auto] + [k for k in ("embedding_bag", "sparse_mm") if k != auto]
     out: list[Contender] = []
-    for k in kernels:
+    graph = Graph(adj)
+    for k in [auto] + [k for k in ("embedding_bag", "sparse_mm") if k != auto]:
 
         def ours(t: torch.Tensor, k: str = k) -> torch.Tensor:
-            return propagate(adj, t, layers, kernel=k)
+            return propagate(graph, t, layers, kernel=k)
 
-        out.append(Contender(f"ours[{k}]", nograd(ours), fb(ours)))
+        out.append(Contender(f"ours[{k}]", _fwd(ours, x), _fwd_bwd(ours, x, grad_out)))
 
     def autograd_loop(mat: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         def run(t: torch.Tensor) -> torch.Tensor:
@@ -174,48 +172,73 @@ def make_contenders(
         return run
 
     csr = autograd_loop(adj)
-    out.append(Contender("torch CSR sparse.mm autograd", nograd(csr), fb(csr)))
+    out.append(Contender("torch CSR sparse.mm autograd", _fwd(csr, x), _fwd_bwd(csr, x, grad_out)))
+
+    def products(t: torch.Tensor) -> torch.Tensor:
+        for _ in range(layers):
+            t = torch.sparse.mm(adj, t)
+        return t
+
+    name = f"torch CSR sparse.mm x{layers} (products only)"
+    out.append(Contender(name, _fwd(products, x), note="forward only", reference="power"))
     try:
-        coo = adj.to_sparse_coo().coalesce()
-        coo_loop = autograd_loop(coo)
-        out.append(Contender("torch COO sparse.mm autograd", nograd(coo_loop), fb(coo_loop)))
+        coo = autograd_loop(adj.to_sparse_coo().coalesce())
+        out.append(Contender("torch COO sparse.mm autograd", _fwd(coo, x),
+                             _fwd_bwd(coo, x, grad_out)))  # fmt: skip
     except RuntimeError as err:
         out.append(Contender("torch COO sparse.mm autograd", note=f"ERROR: {err}"[:80]))
-
     if device.type == "cpu":
         out.append(scipy_contender(adj, x, alpha))
     else:
-        out.append(Contender("scipy CSR @ dense", note="skipped: CPU only"))
-
-    ok, why = common.pyg_available()
+        out.append(Contender("scipy CSR @ dense (fwd only)", note="skipped: CPU only"))
+    ok, why = hardware.pyg_available()
     if not ok:
         if why not in notes:
             notes.append(why)
         out.append(Contender("PyG LightGCN.get_embedding", note="skipped: not importable"))
     elif g.num_edges > pyg_max_edges:
-        out.append(
-            Contender(
-                "PyG LightGCN.get_embedding",
-                note=f"skipped: E > --pyg-max-edges {pyg_max_edges}",
-            )
-        )
+        skipped = f"skipped: E > --pyg-max-edges {pyg_max_edges}"
+        out.append(Contender("PyG LightGCN.get_embedding", note=skipped))
     else:
         out.append(pyg_contender(g, x, grad_out, layers, device))
     return out
 
 
-def scipy_contender(adj: torch.Tensor, x: torch.Tensor, alpha: list[float]) -> Contender:
-    import scipy.sparse as sp
+def make_levers(
+    adj: torch.Tensor, x: torch.Tensor, grad_out: torch.Tensor, layers: int
+) -> tuple[list[Contender], dict[str, float]]:
+    """Ours with each propagation dtype (built order) and each node order (float32 rows).
 
+    Returns the rows, the first being float32 in the built order, and the seconds each node
+    order took to compute and apply (``node_order`` + ``permute_adjacency``).
+    """
+    rows, build_s = [], {}
+    graphs = {"none": Graph(adj)}
+    for order in NODE_ORDERS[1:]:
+        t0 = time.perf_counter()
+        perm = node_order(adj, order, max(torch.get_num_threads(), 1))
+        graphs[order] = Graph(permute_adjacency(adj, perm), perm)
+        build_s[order] = time.perf_counter() - t0
+    cases = [(name, "none") for name in PROPAGATION_DTYPES]
+    cases += [("float32", order) for order in NODE_ORDERS[1:]]
+    for name, order in cases:
+        graph, dtype = graphs[order], PROPAGATION_DTYPES[name]
+
+        def ours(t: torch.Tensor, graph: Graph = graph, dtype: torch.dtype = dtype):
+            return propagate(graph, t, layers, dtype=dtype)
+
+        rows.append(Contender(f"ours[{name}, order {order}]", _fwd(ours, x),
+                              _fwd_bwd(ours, x, grad_out), dtype=dtype))  # fmt: skip
+        rows[-1].results["lever"] = {"dtype": name, "order": order}
+    return rows, build_s
+
+
+def scipy_contender(adj: torch.Tensor, x: torch.Tensor, alpha: list[float]) -> Contender:
     name = "scipy CSR @ dense (fwd only)"
     try:
         n = adj.shape[0]
         mat = sp.csr_matrix(
-            (
-                adj.values().numpy(),
-                adj.col_indices().numpy(),
-                adj.crow_indices().numpy(),
-            ),
+            (adj.values().numpy(), adj.col_indices().numpy(), adj.crow_indices().numpy()),
             shape=(n, n),
         )
         xn = x.detach().numpy()
@@ -234,7 +257,7 @@ def scipy_contender(adj: torch.Tensor, x: torch.Tensor, alpha: list[float]) -> C
 
 
 def pyg_contender(
-    g: Graph, x: torch.Tensor, grad_out: torch.Tensor, layers: int, device: torch.device
+    g: EdgeList, x: torch.Tensor, grad_out: torch.Tensor, layers: int, device: torch.device
 ) -> Contender:
     """PyG's model on the same edges in both directions; it applies its own gcn_norm."""
     from torch_geometric.nn import LightGCN
@@ -261,8 +284,65 @@ def pyg_contender(
     return Contender("PyG LightGCN.get_embedding", fwd, fb)
 
 
+def measure(
+    c: Contender,
+    refs: dict[str, tuple[torch.Tensor, Optional[torch.Tensor]]],
+    fwd_bytes: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    min_run_time: float,
+    memory: bool,
+) -> None:
+    """Check each phase of ``c`` against its float64 reference, then time it if it agrees."""
+    ref_y, ref_grad = refs[c.reference]
+    for phase, fn, ref, nbytes in (
+        ("fwd", c.forward, ref_y, fwd_bytes),
+        ("fwd+bwd", c.backward, ref_grad, 2 * fwd_bytes),
+    ):
+        res: dict[str, Any] = {"status": "n/a"}
+        c.results[phase] = res
+        if fn is None or ref is None:
+            continue
+        try:  # the first call checks the result and, with --memory, measures the peak
+            got, peak = _first_call(fn, device, memory)
+            if memory:
+                res["peak_bytes"] = peak
+            ok, err = timing.close(got, ref, c.dtype or dtype)
+            del got
+        except Exception as exc:  # a contender that cannot run is reported, not fatal
+            res.update(status="ERROR", error=f"{type(exc).__name__}: {exc}"[:200])
+            res.pop("peak_bytes", None)
+            continue
+        res["max_rel_err"] = err
+        if not ok:
+            res["status"] = "WRONG"
+            res.pop("peak_bytes", None)
+            continue
+        res.update(status="ok", **timing.time_it(fn, min_run_time))
+        res["gbps"] = nbytes / res["median_s"] / 1e9
+
+
+def _first_call(fn: Callable[[], Any], device: torch.device, memory: bool):
+    """``fn()`` and, with ``memory``, the peak memory of that call (its result included)."""
+    if not memory:
+        return fn(), None
+    holder: list[Any] = []
+    peak = memory_probe.peak_memory(lambda: holder.append(fn()), device)
+    return holder.pop(), peak
+
+
+def add_ratios(rows: list[Contender]) -> None:
+    """``vs_ours`` = row median / the first row's median, per phase."""
+    ours = rows[0].results
+    for c in rows:
+        for phase in ("fwd", "fwd+bwd"):
+            r, ref = c.results.get(phase, {}), ours.get(phase, {})
+            if r.get("status") == "ok" and ref.get("status") == "ok":
+                r["vs_ours"] = r["median_s"] / ref["median_s"]
+
+
 def run_graph(
-    g: Graph,
+    g: EdgeList,
     device: torch.device,
     dim: int,
     layers: int,
@@ -271,56 +351,38 @@ def run_graph(
     pyg_max_edges: int,
     seed: int,
     memory: bool,
+    levers: bool,
     notes: list[str],
-) -> tuple[dict[str, Any], list[Contender], torch.Tensor]:
+) -> tuple[dict[str, Any], list[Contender], list[Contender]]:
     t0 = time.perf_counter()
     adj = normalized_adjacency(
         g.users, g.items, g.num_users, g.num_items, dtype=dtype, device=device
     )
-    common.synchronize(device)
+    hardware.synchronize(device)
     build_s = time.perf_counter() - t0
     n = adj.shape[0]
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, dim, generator=gen).to(device=device, dtype=dtype)
     grad_out = torch.randn(n, dim, generator=gen).to(device=device, dtype=dtype)
-
-    ref_y = propagate(adj, x, layers)
-    xg = x.detach().clone().requires_grad_(True)
-    propagate(adj, xg, layers).backward(grad_out)
-    ref_grad = xg.grad.detach().clone()
-    del xg
+    refs = references(g, x, grad_out, layers)
+    fwd_bytes = forward_bytes(adj, dim, layers)
 
     contenders = make_contenders(g, adj, x, grad_out, layers, device, pyg_max_edges, notes)
-    fwd_bytes = forward_bytes(adj, dim, layers)
     for c in contenders:
-        for phase, fn, ref, nbytes in (
-            ("fwd", c.forward, ref_y, fwd_bytes),
-            ("fwd+bwd", c.backward, ref_grad, 2 * fwd_bytes),
-        ):
-            res: dict[str, Any] = {"status": "n/a"}
-            c.results[phase] = res
-            if fn is None:
-                continue
-            holder: list[Any] = []
-            try:  # the first call checks the result and, with --memory, measures the peak
-                if memory:
-                    res["peak_bytes"] = common.peak_memory(
-                        lambda fn=fn, holder=holder: holder.append(fn()), device
-                    )
-                else:
-                    holder.append(fn())
-                ok, err = common.close(holder.pop(), ref)
-            except Exception as exc:  # a contender that cannot run is reported, not fatal
-                res.update(status="ERROR", error=f"{type(exc).__name__}: {exc}"[:200])
-                res.pop("peak_bytes", None)
-                continue
-            res["max_rel_err"] = err
-            if not ok:
-                res["status"] = "WRONG"
-                res.pop("peak_bytes", None)
-                continue
-            res.update(status="ok", **common.time_it(fn, min_run_time))
-            res["gbps"] = nbytes / res["median_s"] / 1e9
+        measure(c, refs, fwd_bytes, dtype, device, min_run_time, memory)
+    add_ratios(contenders)
+    lever_rows: list[Contender] = []
+    order_build_s: dict[str, float] = {}
+    if levers and dtype == torch.float32:
+        lever_rows, order_build_s = make_levers(adj, x, grad_out, layers)
+        for c in lever_rows:
+            measure(c, refs, fwd_bytes, dtype, device, min_run_time, memory)
+        add_ratios(lever_rows)
+    elif levers:
+        note = "levers (propagation dtypes, node orders) run with --dtype float32 only."
+        if note not in notes:
+            notes.append(note)
+    degrees = np.sort(g.item_degrees())[::-1]
     info = {
         "graph": g.name,
         "source": g.source,
@@ -329,22 +391,25 @@ def run_graph(
         "edges": g.num_edges,
         "nodes": n,
         "nnz": adj._nnz(),
+        "top5_item_degrees": degrees[:5].tolist(),
         "index_dtype": str(adj.col_indices().dtype),
         "adjacency_build_s": build_s,
+        "node_order_build_s": order_build_s,
         "forward_bytes": fwd_bytes,
     }
-    return info, contenders, adj
+    return info, contenders, lever_rows
 
 
-def profile_largest(contenders: list[Contender], label: str) -> str:
-    """torch.profiler op breakdown of ours and torch CSR autograd, forward+backward."""
+def profile_graph(rows: list[Contender], label: str) -> str:
+    """torch.profiler op breakdown of ours (every kernel and lever) and torch CSR, forward
+    and forward+backward."""
     from torch.profiler import ProfilerActivity, profile
 
     parts = []
     acts = [ProfilerActivity.CPU]
     if torch.cuda.is_available():
         acts.append(ProfilerActivity.CUDA)
-    for c in contenders:
+    for c in rows:
         if c.name.startswith("ours[") or c.name.startswith("torch CSR"):
             for phase, fn in (("fwd", c.forward), ("fwd+bwd", c.backward)):
                 if fn is None or c.results[phase].get("status") != "ok":
@@ -356,260 +421,168 @@ def profile_largest(contenders: list[Contender], label: str) -> str:
     return "\n".join(parts)
 
 
-def add_ratios(contenders: list[Contender]) -> None:
-    """``vs_ours`` = contender median / ours (the first contender) median, per phase."""
-    ours = contenders[0].results
-    for c in contenders:
-        for phase, r in c.results.items():
-            ref = ours.get(phase, {})
-            if r.get("status") == "ok" and ref.get("status") == "ok":
-                r["vs_ours"] = r["median_s"] / ref["median_s"]
+def _cells(r: dict[str, Any], note: str, triad_gbps: float, error: bool) -> list[str]:
+    """One phase's cells: time, GB/s, (% triad), vs ours, (error), peak."""
+    st = r.get("status", "n/a")
+    if st == "ok":
+        cells = [f"{report.fmt_time(r['median_s'])} ± {report.fmt_time(r['iqr_s'])}",
+                 f"{r['gbps']:.1f}", f"{100 * r['gbps'] / triad_gbps:.0f}%",
+                 f"{r['vs_ours']:.2f}x"]  # fmt: skip
+        if error:
+            cells.append(f"{r['max_rel_err']:.1e}")
+        return cells + [report.fmt_bytes(r.get("peak_bytes"))]
+    label = st if st != "n/a" else (note or "n/a")
+    if st == "WRONG":
+        label = f"WRONG (err {r['max_rel_err']:.1e})"
+    return [label] + [""] * (4 + error)
 
 
 def table_rows(
-    info: dict[str, Any], contenders: list[Contender], triad_gbps: float
+    info: dict[str, Any], rows: list[Contender], triad_gbps: float, error: bool = False
 ) -> list[list[str]]:
-    rows = []
-    for c in contenders:
-        row = [info["graph"], c.name]
-        for phase in ("fwd", "fwd+bwd"):
-            r = c.results.get(phase, {})
-            st = r.get("status", "n/a")
-            if st == "ok":
-                med, iqr = r["median_s"], r["iqr_s"]
-                row.append(f"{common.fmt_time(med)} ± {common.fmt_time(iqr)}")
-                row.append(f"{r['gbps']:.1f}")
-                if phase == "fwd":
-                    row.append(f"{100 * r['gbps'] / triad_gbps:.0f}%")
-                row.append(f"{r['vs_ours']:.2f}x")
-                row.append(common.fmt_bytes(r.get("peak_bytes")))
-            else:
-                label = st if st != "n/a" else (c.note or "n/a")
-                if st == "WRONG":
-                    label = f"WRONG (err {r['max_rel_err']:.1e})"
-                row += [label, "", ""] + ([""] if phase == "fwd" else []) + [""]
-        rows.append(row)
-    return rows
-
-
-HEADER = [
-    "graph",
-    "contender",
-    "fwd median ± IQR",
-    "fwd GB/s",
-    "fwd % triad",
-    "fwd vs ours",
-    "fwd peak",
-    "fwd+bwd median ± IQR",
-    "fwd+bwd GB/s",
-    "fwd+bwd vs ours",
-    "fwd+bwd peak",
-]
-
-
-def targets(graphs: list[dict[str, Any]], triad_gbps: float) -> list[dict[str, Any]]:
-    """The issue's targets, measured: ratio to ours (fwd+bwd), and forward % of triad."""
     out = []
-    synthetic = [g for g in graphs if g["graph"] != "ml-100k"]
-    if synthetic:
-        big = max(synthetic, key=lambda g: g["edges"])
-        c = big["contenders"]
-        ours = c.get(next(iter(c)), {})
-        csr = c.get("torch CSR sparse.mm autograd", {})
-        if csr.get("fwd+bwd", {}).get("status") == "ok":
-            out.append(_target(big, "fwd+bwd: torch CSR autograd / ours", csr, "fwd+bwd", 7.0))
-        if ours.get("fwd", {}).get("status") == "ok":
-            pct = 100 * ours["fwd"]["gbps"] / triad_gbps
-            out.append(
-                {
-                    "graph": big["graph"],
-                    "target": "ours forward effective GB/s as % of triad",
-                    "goal": 60.0,
-                    "measured": pct,
-                    "met": pct >= 60.0,
-                }
-            )
-    for g in graphs:
-        if g["graph"] == "ml-100k":
-            pyg = g["contenders"].get("PyG LightGCN.get_embedding", {})
-            if pyg.get("fwd+bwd", {}).get("status") == "ok":
-                out.append(_target(g, "fwd+bwd: PyG LightGCN / ours", pyg, "fwd+bwd", 50.0))
+    for c in rows:
+        cells = [info["graph"], c.name]
+        for phase in ("fwd", "fwd+bwd"):
+            cells += _cells(c.results.get(phase, {}), c.note, triad_gbps, error)
+        out.append(cells)
     return out
 
 
-def _target(g: dict, what: str, res: dict, phase: str, goal: float) -> dict[str, Any]:
-    ratio = res[phase]["vs_ours"]
-    return {
-        "graph": g["graph"],
-        "target": what,
-        "goal": goal,
-        "measured": ratio,
-        "met": ratio >= goal,
-    }
+def header(error: bool) -> list[str]:
+    cols = ["median ± IQR", "GB/s", "% triad", "vs ours"] + (["err"] if error else []) + ["peak"]
+    return ["graph", "row"] + [f"fwd {c}" for c in cols] + [f"fwd+bwd {c}" for c in cols]
+
+
+def targets(graphs: list[dict[str, Any]], triad_gbps: float, layers: int) -> list[dict]:
+    """The issues' targets, measured: ratios to ours, forward % of triad."""
+    out = []
+    powerlaw = [g for g in graphs if g["graph"].startswith("powerlaw-")]
+    if powerlaw:
+        big = max(powerlaw, key=lambda g: g["edges"])
+        ours, csr = _results(big, 0), big["contenders"].get("torch CSR sparse.mm autograd", {})
+        if _ok(csr, "fwd+bwd"):
+            what, ratio = "fwd+bwd: torch CSR autograd / ours", csr["fwd+bwd"]["vs_ours"]
+            out.append(report.target(big["graph"], what, 7.0, ratio))
+        if _ok(ours, "fwd"):
+            pct = 100 * ours["fwd"]["gbps"] / triad_gbps
+            out.append(report.target(big["graph"], "ours forward GB/s as % of triad", 60.0, pct))
+    for g in graphs:
+        cont = g["contenders"]
+        if g["graph"] == "ml-100k" and _ok(cont.get("PyG LightGCN.get_embedding", {}), "fwd+bwd"):
+            ratio = cont["PyG LightGCN.get_embedding"]["fwd+bwd"]["vs_ours"]
+            out.append(report.target(g["graph"], "fwd+bwd: PyG LightGCN / ours", 50.0, ratio))
+        if not g["graph"].startswith("hubs-"):
+            continue
+        products = cont.get(f"torch CSR sparse.mm x{layers} (products only)", {})
+        if _ok(products, "fwd"):
+            what = f"fwd: {layers} torch CSR sparse.mm products / ours"
+            out.append(report.target(g["graph"], what, 1.0, products["fwd"]["vs_ours"]))
+        csr = cont.get("torch CSR sparse.mm autograd", {})
+        if _ok(csr, "fwd+bwd"):
+            what = "fwd+bwd: torch CSR autograd / ours"
+            out.append(report.target(g["graph"], what, 5.0, csr["fwd+bwd"]["vs_ours"]))
+    return out
+
+
+def _results(g: dict[str, Any], index: int) -> dict[str, Any]:
+    return list(g["contenders"].values())[index]
+
+
+def _ok(res: dict[str, Any], phase: str) -> bool:
+    return res.get(phase, {}).get("status") == "ok"
 
 
 @click.command(help=HELP)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i].")
-@click.option(
-    "--edges",
-    type=int,
-    multiple=True,
-    default=(80_000, 1_000_000, 5_000_000),
-    show_default=True,
-    help="Edges of each synthetic power-law graph (repeat the option; 0 alone: none).",
-)
-@click.option("--users", type=int, multiple=True, help="Users of each graph (default E/20).")
-@click.option("--items", type=int, multiple=True, help="Items of each graph (default E/100).")
-@click.option("--ml100k/--no-ml100k", default=True, show_default=True, help="Include ml-100k.")
-@click.option(
-    "--real/--synthetic",
-    default=True,
-    show_default=True,
-    help="ml-100k from recbole's copy when installed, or always the synthetic stand-in.",
-)
-@click.option("--dim", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--layers", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True)
-@click.option(
-    "--min-run-time",
-    type=click.FloatRange(0.0),
-    default=1.0,
-    show_default=True,
-    help="Seconds per blocked_autorange measurement.",
-)
-@click.option("--threads", type=int, default=None, help="torch.set_num_threads (default: all).")
-@click.option(
-    "--pyg-max-edges",
-    type=click.IntRange(0),
-    default=250_000,
-    show_default=True,
-    help="Skip PyG on larger graphs (it materializes E x d messages per layer).",
-)
-@click.option(
-    "--triad-mib",
-    type=click.IntRange(1),
-    default=None,
-    help="MiB per triad array (default 128 on CPU, 512 on CUDA).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
+@run_options()
+@graph_options((80_000, 1_000_000, 5_000_000))
+@click.option("--hubs/--no-hubs", default=True, show_default=True,
+              help="Include the hub-heavy graph of --hub-edges.")  # fmt: skip
+@click.option("--hub-edges", type=click.IntRange(100), default=1_000_000, show_default=True,
+              help="Edges of the hub graph (E/10 users, E/50 items, hubs of E/50 "
+              "users).")  # fmt: skip
+@model_options
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
+              help="dtype of x0 and the adjacency (the levers need float32).")  # fmt: skip
+@click.option("--levers/--no-levers", default=True, show_default=True,
+              help="Rows of ours per propagation dtype and per node order.")  # fmt: skip
+@min_run_time_option
+@click.option("--pyg-max-edges", type=click.IntRange(0), default=250_000, show_default=True,
+              help="Skip PyG on larger graphs (it materializes E x d messages per "
+              "layer).")  # fmt: skip
+@click.option("--triad-mib", type=click.IntRange(1), default=None,
+              help="MiB per triad array (default 128 on CPU, 512 on CUDA).")  # fmt: skip
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak memory.")
-@click.option("--profile", is_flag=True, help="Print a torch.profiler breakdown (largest graph).")
-@click.option("--json", "json_path", default=None, help="Write the results here as JSON.")
-def main(
-    device: str,
-    edges: tuple[int, ...],
-    users: tuple[int, ...],
-    items: tuple[int, ...],
-    ml100k: bool,
-    real: bool,
-    dim: int,
-    layers: int,
-    dtype: str,
-    min_run_time: float,
-    threads: int | None,
-    pyg_max_edges: int,
-    triad_mib: int | None,
-    seed: int,
-    memory: bool,
-    profile: bool,
-    json_path: str | None,
-) -> None:
-    dev = common.resolve_device(device)
-    common.set_threads(threads)
+@click.option("--profile", is_flag=True,
+              help="Print a torch.profiler breakdown of ours and torch CSR (last graph).")
+def main(device, threads, seed, json_path, edges, users, items, ml100k, real, hubs, hub_edges,
+         dim, layers, dtype, levers, min_run_time, pyg_max_edges, triad_mib, memory,
+         profile) -> None:  # fmt: skip
+    dev, hw = hardware.start(device, threads)
     torch_dtype = DTYPES[dtype]
     edges = tuple(e for e in edges if e != 0)
-    graphs = build_graphs(edges, users, items, ml100k, real, seed)
+    graphs = build_graphs(edges, users, items, ml100k, real, seed, hub_edges if hubs else 0)
     if not graphs:
-        raise click.UsageError("no graph to run: give --edges or --ml100k.")
-    hw = common.hardware(dev)
-    load_before = os.getloadavg()
-    click.echo(common.hardware_line(hw))
-    if triad_mib is None:
-        triad_mib = 128 if dev.type == "cpu" else 512
-    triad = common.triad_bandwidth(dev, numel=triad_mib * 2**18)
-    click.echo(
-        f"triad a = b + s*c (float32, 3 x {triad['array_mib']:.0f} MiB, best of 10): "
-        f"{triad['gbps']:.1f} GB/s"
-    )
+        raise click.UsageError("no graph to run: give --edges, --ml100k or --hubs.")
+    triad_mib = triad_mib or (128 if dev.type == "cpu" else 512)
+    triad = timing.triad_bandwidth(dev, numel=triad_mib * 2**18)
+    click.echo(f"triad a = b + s*c (float32, 3 x {triad['array_mib']:.0f} MiB, best of 10): "
+               f"{triad['gbps']:.1f} GB/s")  # fmt: skip
     notes: list[str] = []
     done = []
     for g in graphs:
-        click.echo(
-            f"running {g.name} ({g.source}): {g.num_users} users, {g.num_items} items, "
-            f"{g.num_edges} edges ...",
-            err=True,
-        )
-        info, contenders, adj = run_graph(
-            g, dev, dim, layers, torch_dtype, min_run_time, pyg_max_edges, seed, memory, notes
-        )
-        add_ratios(contenders)
-        done.append((info, contenders, adj))
-    prof_text = profile_largest(done[-1][1], done[-1][0]["graph"]) if profile else ""
+        click.echo(f"running {g.name} ({g.source}): {g.num_users} users, {g.num_items} items, "
+                   f"{g.num_edges} edges ...", err=True)  # fmt: skip
+        done.append(run_graph(g, dev, dim, layers, torch_dtype, min_run_time, pyg_max_edges,
+                              seed, memory, levers, notes))  # fmt: skip
+    last, last_contenders, last_levers = done[-1]
+    prof_text = profile_graph(last_contenders + last_levers, last["graph"]) if profile else ""
 
-    rows: list[list[str]] = []
-    results = []
-    for info, contenders, _ in done:
-        rows += table_rows(info, contenders, triad["gbps"])
+    auto = resolve_kernel("auto", dev)
+    contender_rows, lever_rows, results = [], [], []
+    for info, contenders, levers_done in done:
+        contender_rows += table_rows(info, contenders, triad["gbps"])
+        lever_rows += table_rows(info, levers_done, triad["gbps"], error=True)
         info["contenders"] = {c.name: c.results for c in contenders}
+        info["levers"] = {c.name: c.results for c in levers_done}
         results.append(info)
-    click.echo(
-        f"LightGCN propagation, d={dim}, K={layers}, {dtype}, device {dev}; "
-        f"ratios are contender time / ours[{resolve_kernel('auto', dev)}] time"
-    )
-    click.echo(common.format_table(HEADER, rows))
-    for info, _, _ in done:
+    click.echo(f"LightGCN propagation, d={dim}, K={layers}, {dtype}, device {dev}; "
+               f"ratios are row time / ours[{auto}] time")  # fmt: skip
+    click.echo(report.format_table(header(False), contender_rows))
+    if lever_rows:
+        click.echo("Levers: ours[auto] per propagation dtype and node order, float32 x0; "
+                   "ratios are row time / ours[float32, order none]; err = max|y - ref| / "
+                   "max|ref| against float64 (fwd: y, fwd+bwd: the gradient)")  # fmt: skip
+        click.echo(report.format_table(header(True), lever_rows))
+    for info in results:
+        built = info["node_order_build_s"].items()
+        orders = ", ".join(f"{k} {report.fmt_time(v)}" for k, v in built)
         click.echo(
             f"{info['graph']}: {info['source']}, U={info['users']} I={info['items']} "
-            f"E={info['edges']} nnz={info['nnz']} ({info['index_dtype']}), "
-            f"adjacency built in {common.fmt_time(info['adjacency_build_s'])}"
+            f"E={info['edges']} nnz={info['nnz']} ({info['index_dtype']}), top-5 item degrees "
+            f"{info['top5_item_degrees']}, adjacency built in "
+            f"{report.fmt_time(info['adjacency_build_s'])}"
+            + (f"; node orders built in: {orders}" if orders else "")
         )
-    goals = targets(results, triad["gbps"])
-    for t in goals:
-        verdict = "met" if t["met"] else "NOT met"
-        click.echo(
-            f"target {t['graph']}: {t['target']} >= {t['goal']:g}: {t['measured']:.2f} ({verdict})"
-        )
+    goals = targets(results, triad["gbps"], layers)
+    report.echo_targets(goals)
     for note in notes:
         click.echo(f"note: {note}")
-    load_after = os.getloadavg()
-    click.echo(
-        f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-        f"on {hw['logical_cpus']} logical CPUs"
-    )
+    click.echo(hardware.finish(hw))
     if memory:
-        method = common.CUDA_PEAK_METHOD if dev.type == "cuda" else common.CPU_PEAK_METHOD
-        click.echo(f"peak memory: {method}")
+        click.echo(f"peak memory: {memory_probe.method(dev)}")
     click.echo(BYTE_MODEL)
     if prof_text:
         click.echo(prof_text)
-    common.write_json(
-        json_path,
-        {
-            "benchmark": "propagate",
-            "hardware": hw,
-            "config": {
-                "device": str(dev),
-                "dim": dim,
-                "layers": layers,
-                "dtype": dtype,
-                "min_run_time": min_run_time,
-                "pyg_max_edges": pyg_max_edges,
-                "seed": seed,
-                "reference": f"ours[{resolve_kernel('auto', dev)}]",
-            },
-            "byte_model": BYTE_MODEL,
-            "memory_method": common.CUDA_PEAK_METHOD
-            if dev.type == "cuda"
-            else (common.CPU_PEAK_METHOD),
-            "triad": triad,
-            "load_average": {"before": load_before, "after": load_after},
-            "graphs": results,
-            "targets": goals,
-            "notes": notes,
-        },
-    )
-    del done
-    gc.collect()
+    config = {"device": str(dev), "dim": dim, "layers": layers, "dtype": dtype,
+              "min_run_time": min_run_time, "pyg_max_edges": pyg_max_edges, "seed": seed,
+              "hub_edges": hub_edges if hubs else 0, "hub_shape": hub_shape(hub_edges),
+              "reference": "float64 scipy", "ratios_to": f"ours[{auto}]"}  # fmt: skip
+    report.write_json(json_path, {
+        "benchmark": "propagate", "hardware": hw, "config": config, "byte_model": BYTE_MODEL,
+        "memory_method": memory_probe.method(dev), "triad": triad, "graphs": results,
+        "targets": goals, "notes": notes,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

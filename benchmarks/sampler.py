@@ -5,18 +5,18 @@ Run from the repository root: ``python -m benchmarks.sampler --help``.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from typing import Any, Callable
 
 import click
-import numpy as np
 import torch
 
 from lightgcn_sparse import BPRSampler
 
-from . import common
+from . import hardware, report, timing
+from .graphs import EdgeList, build_graphs
+from .options import graph_options, min_run_time_option, run_options
 
 HELP = """Draw one negative item for every training edge (an epoch's worth) and time it.
 
@@ -33,7 +33,7 @@ from all U + I nodes). Timing: Timer.blocked_autorange on all torch threads.
 
 
 def pyg_sampler() -> Callable[[torch.Tensor, int], torch.Tensor] | None:
-    ok, _ = common.pyg_available()
+    ok, _ = hardware.pyg_available()
     if not ok:
         return None
     from torch_geometric.utils import structured_negative_sampling
@@ -78,24 +78,21 @@ def exactness(
 
 
 def run_graph(
-    name: str,
-    source: str,
-    u_np: np.ndarray,
-    i_np: np.ndarray,
-    num_users: int,
-    num_items: int,
+    g: EdgeList,
     device: torch.device,
     min_run_time: float,
     python_samples: int,
     seed: int,
     notes: list[str],
 ) -> dict[str, Any]:
+    name, source, u_np, i_np = g.name, g.source, g.users, g.items
+    num_users, num_items = g.num_users, g.num_items
     edges = int(u_np.size)
     users = torch.from_numpy(u_np).to(device)
     items = torch.from_numpy(i_np).to(device)
     t0 = time.perf_counter()
     sampler = BPRSampler.from_pairs(users, items, num_users, num_items, device)
-    common.synchronize(device)
+    hardware.synchronize(device)
     build_s = time.perf_counter() - t0
     gen = torch.Generator(device=device).manual_seed(seed)
     res: dict[str, Any] = {
@@ -112,7 +109,7 @@ def run_graph(
         entry: dict[str, Any] = {"samples_per_call": n}
         neg = to_tensor(fn())
         entry.update(exactness(sampler, users[:n], neg, num_items))
-        entry.update(common.time_it(fn, min_run_time))
+        entry.update(timing.time_it(fn, min_run_time))
         entry["samples_per_s"] = n / entry["median_s"]
         res["contenders"][label] = entry
 
@@ -120,7 +117,7 @@ def run_graph(
 
     pyg = pyg_sampler()
     if pyg is None:
-        _, why = common.pyg_available()
+        _, why = hardware.pyg_available()
         if why not in notes:
             notes.append(why)
         res["contenders"]["PyG structured_negative_sampling"] = {"status": "skipped"}
@@ -169,131 +166,57 @@ HEADER = [
 
 
 @click.command(help=HELP)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i] (ours).")
-@click.option(
-    "--edges",
-    type=int,
-    multiple=True,
-    default=(1_000_000, 5_000_000),
-    show_default=True,
-    help="Edges of each synthetic power-law graph (E/20 users, E/100 items; 0 alone: none).",
-)
-@click.option("--ml100k/--no-ml100k", default=True, show_default=True)
-@click.option("--real/--synthetic", default=True, show_default=True)
-@click.option(
-    "--python-samples",
-    type=click.IntRange(0),
-    default=200_000,
-    show_default=True,
-    help="Edges the Python loop samples for (0: skip it).",
-)
-@click.option("--min-run-time", type=click.FloatRange(0.0), default=1.0, show_default=True)
-@click.option("--threads", type=int, default=None, help="torch.set_num_threads.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "json_path", default=None, help="Write the results here as JSON.")
-def main(
-    device: str,
-    edges: tuple[int, ...],
-    ml100k: bool,
-    real: bool,
-    python_samples: int,
-    min_run_time: float,
-    threads: int | None,
-    seed: int,
-    json_path: str | None,
-) -> None:
-    dev = common.resolve_device(device)
-    common.set_threads(threads)
+@run_options()
+@graph_options((1_000_000, 5_000_000), shapes=False)
+@click.option("--python-samples", type=click.IntRange(0), default=200_000, show_default=True,
+              help="Edges the Python loop samples for (0: skip it).")  # fmt: skip
+@min_run_time_option
+def main(device, threads, seed, json_path, edges, ml100k, real, python_samples,
+         min_run_time) -> None:  # fmt: skip
+    dev, hw = hardware.start(device, threads)
     edges = tuple(e for e in edges if e != 0)
-    hw = common.hardware(dev)
-    load_before = os.getloadavg()
-    click.echo(common.hardware_line(hw))
-    graphs = []
-    if ml100k:
-        u, i, nu, ni, source = common.load_ml100k(real)
-        graphs.append(("ml-100k", source, u, i, nu, ni))
-    for e in edges:
-        nu, ni = common.scaled_shape(e)
-        try:
-            u, i = common.powerlaw_bipartite(nu, ni, e, seed=seed)
-        except ValueError as err:
-            raise click.BadParameter(str(err), param_hint="--edges") from err
-        graphs.append((f"powerlaw-{common.fmt_count(e)}", "synthetic power-law", u, i, nu, ni))
+    graphs = build_graphs(edges, (), (), ml100k, real, seed)
     if not graphs:
         raise click.UsageError("no graph to run: give --edges or --ml100k.")
     notes: list[str] = []
     results = []
-    for name, source, u, i, nu, ni in graphs:
-        click.echo(f"running {name}: {nu} users, {ni} items, {u.size} edges ...", err=True)
-        results.append(
-            run_graph(name, source, u, i, nu, ni, dev, min_run_time, python_samples, seed, notes)
-        )
+    for g in graphs:
+        click.echo(f"running {g.name}: {g.num_users} users, {g.num_items} items, "
+                   f"{g.num_edges} edges ...", err=True)  # fmt: skip
+        results.append(run_graph(g, dev, min_run_time, python_samples, seed, notes))
     rows = []
     for r in results:
         for label, e in r["contenders"].items():
             if "samples_per_s" not in e:
                 rows.append([r["graph"], label, "skipped", "", "", "", "", ""])
                 continue
-            rows.append(
-                [
-                    r["graph"],
-                    label,
-                    common.fmt_count(e["samples_per_call"]),
-                    f"{common.fmt_time(e['median_s'])} ± {common.fmt_time(e['iqr_s'])}",
-                    common.fmt_count(e["samples_per_s"]),
-                    f"{e['ours_speedup']:.1f}x",
-                    f"{e['frac_positive']:.4f}",
-                    f"{e['frac_not_item']:.4f}",
-                ]
-            )
+            rows.append([r["graph"], label, report.fmt_count(e["samples_per_call"]),
+                         f"{report.fmt_time(e['median_s'])} ± {report.fmt_time(e['iqr_s'])}",
+                         report.fmt_count(e["samples_per_s"]), f"{e['ours_speedup']:.1f}x",
+                         f"{e['frac_positive']:.4f}", f"{e['frac_not_item']:.4f}"])  # fmt: skip
     click.echo(f"Negative sampling, one per training edge, device {dev}")
-    click.echo(common.format_table(HEADER, rows))
+    click.echo(report.format_table(HEADER, rows))
     goals = []
     for r in results:
         click.echo(
             f"{r['graph']}: {r['source']}, U={r['users']} I={r['items']} E={r['edges']}; "
-            f"ours built in {common.fmt_time(r['ours_build_s'])}"
+            f"ours built in {report.fmt_time(r['ours_build_s'])}"
         )
         pyg = r["contenders"].get("PyG structured_negative_sampling", {})
         if "ours_speedup" in pyg:
-            goal = {
-                "graph": r["graph"],
-                "target": "ours samples/s / PyG structured_negative_sampling samples/s",
-                "goal": 30.0,
-                "measured": pyg["ours_speedup"],
-                "met": pyg["ours_speedup"] >= 30.0,
-            }
-            goals.append(goal)
+            what = "ours samples/s / PyG structured_negative_sampling samples/s"
+            goals.append(report.target(r["graph"], what, 30.0, pyg["ours_speedup"]))
         ours = r["contenders"]["ours BPRSampler.negatives"]
         if ours["frac_positive"] != 0.0:  # pragma: no cover - would be a sampler bug
             notes.append(f"ours returned positives on {r['graph']}: {ours['frac_positive']}")
-    for t in goals:
-        verdict = "met" if t["met"] else "NOT met"
-        click.echo(f"target {t['graph']}: ours vs PyG >= 30x: {t['measured']:.1f}x ({verdict})")
+    report.echo_targets(goals)
     for note in notes:
         click.echo(f"note: {note}")
-    load_after = os.getloadavg()
-    click.echo(
-        f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-        f"on {hw['logical_cpus']} logical CPUs"
-    )
-    common.write_json(
-        json_path,
-        {
-            "benchmark": "sampler",
-            "hardware": hw,
-            "config": {
-                "device": str(dev),
-                "python_samples": python_samples,
-                "min_run_time": min_run_time,
-                "seed": seed,
-            },
-            "load_average": {"before": load_before, "after": load_after},
-            "graphs": results,
-            "targets": goals,
-            "notes": notes,
-        },
-    )
+    click.echo(hardware.finish(hw))
+    config = {"device": str(dev), "python_samples": python_samples,
+              "min_run_time": min_run_time, "seed": seed}  # fmt: skip
+    report.write_json(json_path, {"benchmark": "sampler", "hardware": hw, "config": config,
+                                  "graphs": results, "targets": goals, "notes": notes})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,27 +1,44 @@
-"""ml-100k training benchmark: epoch time and test metrics, optionally beside RecBole.
+"""Training benchmark: what a step costs against what its propagation costs, per dataset, per
+lever (propagation dtype, node order); and the ml-100k quality run, optionally beside RecBole.
 
-    python -m benchmarks.train [--device cpu|cuda] [--preset recbole] [--epochs 100]
-                               [--compare-recbole] [--json out.json]
+    python -m benchmarks.train [--dataset ml-100k --dataset gowalla] [--data-dir DIR]
+        [--device cpu|cuda] [--propagation-dtype float32 ...] [--node-order none ...]
+        [--timing-epochs 3] [--profile-steps 5] [--quality/--no-quality] [--epochs 100]
+        [--compare-recbole] [--json out.json]
 
-Two measurements on one split (RecBole's protocol: per-user random 80/10/10, full ranking,
-train and valid items excluded from the test ranking):
+Per dataset, device and lever (each --propagation-dtype x each --node-order):
 
-1. epoch time: ``--timing-epochs`` epochs of pure training (no validation), median per epoch;
-2. quality: a full run with early stopping on validation NDCG@20, then test metrics, with the
-   popularity baseline beside.
+1. seconds per epoch: ``--timing-epochs`` epochs of pure training (no validation), median;
+   steps per second from it;
+2. the share of a step spent in propagation: one torch.profiler profile of
+   ``--profile-steps`` steps (after 3 unprofiled ones, in a separate one-epoch fit): time
+   inside the propagation autograd function, forward (``_SymmetricPropagate``) plus
+   backward (``_SymmetricPropagateBackward``), over the wall time of those steps;
+3. step / propagation: the step time of 1. over one full propagation forward+backward
+   timed apart (Timer.blocked_autorange) on the same prepared graph.
 
-``--compare-recbole`` writes the identical split as RecBole atomic files
-(``benchmark_filename``) and runs RecBole's own LightGCN on it with the same
-hyperparameters, when ``recbole`` and its dependencies are importable (never a dependency
-of this project; skipped with a note otherwise).
+Data: a name of the package's catalogue (looked for in --data-dir first, then the usual
+places: cache, recbole's ml-100k copy, download) or a path. Datasets that ship their split
+(Gowalla, the LightGCN paper's train.txt/test.txt) train on its train part; others are
+split per user at random 80/10/10 (RecBole's protocol) and get the quality run: a full fit
+with early stopping on validation NDCG@20, then test metrics (full ranking, train and valid
+items excluded), with the popularity baseline beside.
+
+``--compare-recbole`` writes that split as RecBole atomic files and runs RecBole's own
+LightGCN on it with the same hyperparameters, inside a temporary working directory (RecBole
+writes ./log, ./log_tensorboard and ./saved), when recbole and its dependencies import
+(never a dependency of this project; skipped with a note otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,26 +46,134 @@ import click
 import numpy as np
 import torch
 
-from lightgcn_sparse.config import PRESETS, preset
-from lightgcn_sparse.data import Interactions, Split
-from lightgcn_sparse.experiment import (
-    DataSpec,
-    evaluate_test,
-    popularity_metrics,
-    train,
+from lightgcn_sparse.adjacency import NODE_ORDERS
+from lightgcn_sparse.config import PRESETS, Config, preset
+from lightgcn_sparse.data import (
+    CATALOG,
+    DatasetNotFoundError,
+    Interactions,
+    Split,
+    load_dataset,
+    split_interactions,
 )
+from lightgcn_sparse.experiment import DataSpec, evaluate_test, popularity_metrics, train
 from lightgcn_sparse.model import LightGCN
+from lightgcn_sparse.propagation import DTYPES
+from lightgcn_sparse.trainer import Callback
 
-from .common import format_table, hardware, hardware_line, resolve_device, set_threads, write_json
+from . import hardware, report, timing
+from .options import min_run_time_option, run_options
 
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "map@10")
+PROPAGATION_EVENTS = ("_SymmetricPropagate", "_SymmetricPropagateBackward")
+WARMUP_STEPS = 3  # unprofiled steps before the profile (split timing, Adam state, page faults)
 
 
-def epoch_seconds(split: Split, cfg, epochs: int) -> list[float]:
-    """Seconds of each of ``epochs`` pure training epochs (no validation)."""
-    model = LightGCN(cfg.replace(epochs=epochs))
-    model.fit(split.train.to_csr(), show_progress=False)
-    return [t["seconds"] for t in model.timings_]
+# ------------------------------------------------------------------------------ data
+def load(name: str, data_dir: Optional[str], seed: int) -> tuple[Interactions, Split, str]:
+    """A dataset and its split: the shipped one (train/test) if any, else random 80/10/10."""
+    table = None
+    if data_dir is not None and name in CATALOG:
+        with contextlib.suppress(DatasetNotFoundError):
+            table = load_dataset(name, data_dir, progress=False)
+    if table is None:
+        table = load_dataset(name, progress=False)
+    if table.parts is not None:
+        return table, split_interactions(table, "given", valid_fraction=0.0), "given"
+    return table, split_interactions(table, "random", seed=seed), "random"
+
+
+# ------------------------------------------------------------------------------ timing
+class _StepCounter(Callback):
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_step_end(self, trainer: Any, epoch: int, step: int) -> None:
+        self.steps += 1
+
+
+class _StepProfile(Callback):
+    """Profiles steps ``first .. first + count - 1`` of the run; their wall time too."""
+
+    def __init__(self, first: int, count: int, device: torch.device) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        self.profiler = profile(activities=acts)
+        self.first, self.count, self.device = first, count, device
+        self.wall = 0.0
+
+    def on_step_end(self, trainer: Any, epoch: int, step: int) -> None:
+        if step == self.first - 1:  # the profiled steps start after this one ends
+            hardware.synchronize(self.device)
+            self.profiler.start()
+            self.wall = time.perf_counter()
+        elif step == self.first - 1 + self.count:
+            hardware.synchronize(self.device)
+            self.wall = time.perf_counter() - self.wall
+            self.profiler.stop()
+
+    def propagation_seconds(self) -> float:
+        """Time inside the propagation's forward and backward (device time on CUDA)."""
+        attr = "device_time_total" if self.device.type == "cuda" else "cpu_time_total"
+        events = [e for e in self.profiler.events() if e.name in PROPAGATION_EVENTS]
+        return sum(getattr(e, attr) for e in events) / 1e6
+
+
+def time_lever(
+    split: Split, cfg: Config, timing_epochs: int, profile_steps: int, min_run_time: float
+) -> dict[str, Any]:
+    """Epoch time, propagation share and step / propagation for one configuration."""
+    train_csr = split.train.to_csr()
+    counter = _StepCounter()
+    model = LightGCN(cfg.replace(epochs=timing_epochs))
+    model.fit(train_csr, show_progress=False, callback=counter)
+    epochs = [t["seconds"] for t in model.timings_]
+    epoch_s = statistics.median(epochs)
+    steps = counter.steps // timing_epochs
+
+    x = model.embedding_.detach().clone().requires_grad_(True)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)).to(x.device)
+
+    def fwd_bwd() -> None:
+        x.grad = None
+        model.propagate(x).backward(grad)
+
+    prop = timing.time_it(fwd_bwd, min_run_time)
+
+    prof = _StepProfile(WARMUP_STEPS + 1, profile_steps, model.device)
+    short = cfg.replace(epochs=1, batches_per_epoch=WARMUP_STEPS + profile_steps,
+                        cuda_graph="off")  # fmt: skip
+    LightGCN(short).fit(train_csr, show_progress=False, callback=prof)
+    share = prof.propagation_seconds() / prof.wall
+    step_s = epoch_s / steps
+    return {
+        "propagation_dtype": cfg.propagation_dtype,
+        "node_order": cfg.node_order,
+        "epoch_seconds": epochs,
+        "epoch_s": epoch_s,
+        "steps_per_epoch": steps,
+        "steps_per_s": steps / epoch_s,
+        "step_s": step_s,
+        "propagation_fwd_bwd_s": prop["median_s"],
+        "propagation_fwd_bwd_iqr_s": prop["iqr_s"],
+        "step_over_propagation": step_s / prop["median_s"],
+        "profiled_steps": profile_steps,
+        "profiled_step_s": prof.wall / profile_steps,
+        "propagation_share": share,
+    }
+
+
+# ------------------------------------------------------------------------------ quality
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    """Run the block with ``path`` as the working directory (for tools that write to it)."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def write_recbole_split(split: Split, folder: Path, name: str = "lgs") -> Path:
@@ -64,11 +189,12 @@ def write_recbole_split(split: Split, folder: Path, name: str = "lgs") -> Path:
     return out
 
 
-def run_recbole(split: Split, cfg, epochs: int, device: torch.device) -> dict[str, Any]:
-    """RecBole 1.2.1's LightGCN on exactly ``split``; raises ImportError without recbole."""
+def run_recbole(split: Split, cfg: Config, epochs: int, device: torch.device) -> dict[str, Any]:
+    """RecBole 1.2.1's LightGCN on exactly ``split``, in a temporary working directory;
+    raises ImportError without recbole."""
     from recbole.quick_start import run_recbole as _run  # optional, never a dependency
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, working_directory(Path(tmp)):
         write_recbole_split(split, Path(tmp))
         config = {
             "data_path": tmp,
@@ -108,72 +234,128 @@ def run_recbole(split: Split, cfg, epochs: int, device: torch.device) -> dict[st
     return {"test": test, "seconds": seconds}
 
 
+def quality(
+    name: str, data: Interactions, split: Split, cfg: Config, epoch_s: float,
+    compare_recbole: bool, notes: list[str],
+) -> tuple[dict[str, Any], list[list[str]]]:  # fmt: skip
+    """The full run with early stopping, test metrics, popularity (and RecBole) beside."""
+    spec = DataSpec(name, split="random", split_seed=cfg.seed)
+    start = time.perf_counter()
+    model, _, _ = train(spec, cfg, show_progress=False, data=(data, split))
+    fit_s = time.perf_counter() - start
+    ours = evaluate_test(model, split, (10, 20))
+    pop = popularity_metrics(split, (10, 20), cfg.device)
+    out: dict[str, Any] = {"dataset": name, "config": cfg.to_dict(), "fit_seconds": fit_s,
+                           "best_epoch": model.best_epoch_, "epochs_run": len(model.history_),
+                           "lightgcn_sparse": ours, "popularity": pop}  # fmt: skip
+    rows = [[name, "lightgcn-sparse", f"{epoch_s:.3f}", f"{fit_s:.1f}",
+             f"{model.best_epoch_}/{len(model.history_)}"] + [f"{ours[k]:.4f}" for k in KEYS],
+            [name, "popularity", "-", "-", "-"] + [f"{pop[k]:.4f}" for k in KEYS]]  # fmt: skip
+    if compare_recbole:
+        try:
+            recbole = run_recbole(split, cfg, cfg.epochs, torch.device(cfg.device))
+        except ImportError as err:
+            notes.append(f"recbole with its dependencies is not importable ({err}); skipped.")
+        except Exception as err:  # an incompatible recbole/scipy/numpy combination, say
+            notes.append(f"the RecBole run failed ({type(err).__name__}: {err}); skipped.")
+        else:
+            t = recbole["test"]
+            rows.append([name, "RecBole LightGCN", "-", f"{recbole['seconds']:.1f}", "-"]
+                        + [f"{t.get(k, float('nan')):.4f}" for k in KEYS])  # fmt: skip
+            out["recbole"] = recbole
+    return out, rows
+
+
+# ------------------------------------------------------------------------------ CLI
+TIMING_HEADER = ["dataset", "device", "dtype", "node order", "s/epoch", "steps/epoch",
+                 "steps/s", "step", "propagation fwd+bwd", "step / propagation",
+                 "propagation share (profile)"]  # fmt: skip
+QUALITY_HEADER = ["dataset", "model", "s/epoch", "fit s", "best/ran", *KEYS]
+
+
+def timing_row(name: str, dev: torch.device, r: dict[str, Any]) -> list[str]:
+    return [name, str(dev), r["propagation_dtype"], r["node_order"], f"{r['epoch_s']:.2f}",
+            str(r["steps_per_epoch"]), f"{r['steps_per_s']:.1f}", report.fmt_time(r["step_s"]),
+            report.fmt_time(r["propagation_fwd_bwd_s"]), f"{r['step_over_propagation']:.2f}",
+            f"{100 * r['propagation_share']:.0f}%"]  # fmt: skip
+
+
 @click.command(help=__doc__)
-@click.option("--device", default="cpu", show_default=True)
+@run_options(seed=2020)
+@click.option("--dataset", "datasets", multiple=True, default=("ml-100k", "gowalla"),
+              show_default=True, help="A catalogue name or a path (repeat the option).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder holding named datasets (<dir>/<name>), looked at first.")
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="recbole",
-              show_default=True, help="Reference config: RecBole's settings.")  # fmt: skip
-@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
+              show_default=True, help="Reference config: RecBole's settings.")
+@click.option("--propagation-dtype", "dtypes", type=click.Choice(list(DTYPES)), multiple=True,
+              default=("float32",), show_default=True, help="Repeat to time each.")
+@click.option("--node-order", "orders", type=click.Choice(NODE_ORDERS), multiple=True,
+              default=("none",), show_default=True, help="Repeat to time each.")
 @click.option("--learning-rate", type=float, default=None, help="Override the preset's.")
 @click.option("--batch-size", type=click.IntRange(1), default=None)
-@click.option("--timing-epochs", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--dataset", default="ml-100k", show_default=True)
-@click.option("--seed", type=int, default=2020, show_default=True)
+@click.option("--timing-epochs", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--profile-steps", type=click.IntRange(1), default=5, show_default=True)
+@min_run_time_option
+@click.option("--quality/--no-quality", "quality_run", default=True, show_default=True,
+              help="The full run with test metrics, on datasets split at random.")
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True,
+              help="Epochs of the quality run (early stopping may end it sooner).")
 @click.option("--compare-recbole", is_flag=True, help="Also run RecBole's LightGCN.")
-@click.option("--threads", type=int, default=None)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-def main(device, preset_name, epochs, learning_rate, batch_size, timing_epochs, dataset, seed,
-         compare_recbole, threads, json_path) -> None:  # fmt: skip
-    set_threads(threads)
-    dev = resolve_device(device)
-    info = hardware(dev)
-    click.echo(hardware_line(info))
+def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtypes, orders,
+         learning_rate, batch_size, timing_epochs, profile_steps, min_run_time, quality_run,
+         epochs, compare_recbole) -> None:  # fmt: skip
+    dev, hw = hardware.start(device, threads)
     changes: dict[str, Any] = {"epochs": epochs, "device": str(dev), "seed": seed}
     if learning_rate is not None:
         changes["learning_rate"] = learning_rate
     if batch_size is not None:
         changes["batch_size"] = batch_size
-    cfg = preset(preset_name, **changes)
-    spec = DataSpec(dataset, split="random", split_seed=seed)
-    data, split = spec.load()
-    click.echo(f"{data!r}; train {split.train.num_interactions}, valid "
-               f"{split.valid.num_interactions}, test {split.test.num_interactions}")  # fmt: skip
-
-    per_epoch = epoch_seconds(split, cfg, timing_epochs)
-    epoch_s = statistics.median(per_epoch)
-    start = time.perf_counter()
-    model, _, _ = train(spec, cfg, show_progress=False, data=(data, split))
-    fit_s = time.perf_counter() - start
-    ours = evaluate_test(model, split, (10, 20))
-    pop = popularity_metrics(split, (10, 20), str(dev))
-    results: dict[str, Any] = {
-        "hardware": info,
-        "config": cfg.to_dict(),
-        "epoch_seconds": per_epoch,
-        "epoch_seconds_median": epoch_s,
-        "fit_seconds": fit_s,
-        "best_epoch": model.best_epoch_,
-        "epochs_run": len(model.history_),
-        "lightgcn_sparse": ours,
-        "popularity": pop,
-    }
-    rows = [["lightgcn-sparse", f"{epoch_s:.3f}", f"{fit_s:.1f}",
-             f"{model.best_epoch_}/{len(model.history_)}"] + [f"{ours[k]:.4f}" for k in KEYS],
-            ["popularity", "-", "-", "-"] + [f"{pop[k]:.4f}" for k in KEYS]]  # fmt: skip
-    recbole: Optional[dict[str, Any]] = None
-    if compare_recbole:
+    base = preset(preset_name, **changes)
+    levers = list(itertools.product(dict.fromkeys(dtypes), dict.fromkeys(orders)))
+    notes: list[str] = []
+    results, timing_rows, quality_rows, qualities = [], [], [], []
+    for name in dict.fromkeys(datasets):
         try:
-            recbole = run_recbole(split, cfg, epochs, dev)
-        except ImportError as err:
-            click.echo(f"note: recbole with its dependencies is not importable ({err}); skipped.")
-        except Exception as err:  # an incompatible recbole/scipy/numpy combination, say
-            click.echo(f"note: the RecBole run failed ({type(err).__name__}: {err}); skipped.")
-        else:
-            t = recbole["test"]
-            rows.append(["RecBole LightGCN", "-", f"{recbole['seconds']:.1f}", "-"]
-                        + [f"{t.get(k, float('nan')):.4f}" for k in KEYS])  # fmt: skip
-            results["recbole"] = recbole
-    click.echo(format_table(["model", "s/epoch", "fit s", "best/ran", *KEYS], rows))
-    write_json(json_path, results)
+            data, split, how = load(name, data_dir, seed)
+        except (DatasetNotFoundError, OSError, ValueError) as err:
+            notes.append(f"{name}: not loaded ({type(err).__name__}: {err}); skipped.")
+            continue
+        click.echo(f"{data!r}; split {how}: train {split.train.num_interactions}, valid "
+                   f"{split.valid.num_interactions}, test {split.test.num_interactions}",
+                   err=True)  # fmt: skip
+        entry = {"dataset": name, "users": data.num_users, "items": data.num_items,
+                 "split": how, "train": split.train.num_interactions,
+                 "valid": split.valid.num_interactions, "test": split.test.num_interactions,
+                 "runs": []}  # fmt: skip
+        for dtype, order in levers:
+            cfg = base.replace(propagation_dtype=dtype, node_order=order)
+            click.echo(f"timing {name}: {dtype}, node order {order} ...", err=True)
+            r = time_lever(split, cfg, timing_epochs, profile_steps, min_run_time)
+            entry["runs"].append(r)
+            timing_rows.append(timing_row(name, dev, r))
+        results.append(entry)
+        if quality_run and how == "random":
+            first = base.replace(propagation_dtype=levers[0][0], node_order=levers[0][1])
+            q, rows = quality(name, data, split, first, entry["runs"][0]["epoch_s"],
+                              compare_recbole, notes)  # fmt: skip
+            qualities.append(q)
+            quality_rows += rows
+    click.echo(f"Training steps, {preset_name} preset (d {base.embedding_dim}, K "
+               f"{base.num_layers}, batch {base.batch_size}), median of {timing_epochs} "
+               f"epochs; propagation share from a profile of {profile_steps} steps")  # fmt: skip
+    click.echo(report.format_table(TIMING_HEADER, timing_rows))
+    if quality_rows:
+        click.echo("Quality: early stopping on validation NDCG@20, test metrics (full ranking)")
+        click.echo(report.format_table(QUALITY_HEADER, quality_rows))
+    for note in notes:
+        click.echo(f"note: {note}")
+    click.echo(hardware.finish(hw))
+    config = {"preset": preset_name, "config": base.to_dict(), "timing_epochs": timing_epochs,
+              "profile_steps": profile_steps, "warmup_steps": WARMUP_STEPS,
+              "min_run_time": min_run_time}  # fmt: skip
+    report.write_json(json_path, {"benchmark": "train", "hardware": hw, "config": config,
+                                  "datasets": results, "quality": qualities, "notes": notes})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -184,13 +184,23 @@ class Graph:
         return torch.cat([top, bottom], out=out) if out is not None else torch.cat([top, bottom])
 
     def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[int]:
-        """The row to split at (two calls), or None (one call): timed once per setting."""
+        """The row to split at (two calls), or None (one call): timed once per setting.
+
+        The choice is also kept on the adjacency tensor itself, so that another Graph of
+        the same tensor reuses it: ``propagate(adj, ...)`` on a bare tensor wraps it in a
+        new Graph on every call, and timing both kernels again made each such call several
+        times slower than the products themselves (benchmarks/README.md).
+        """
         threads = torch.get_num_threads()
         nnz = int(crow[-1])
         if threads < 2 or nnz < SPLIT_MIN_NNZ:
             return None
         key = (threads, x.dtype, x.shape[1])
         if key not in self._split:
+            measured = self.adj.__dict__.setdefault("_lightgcn_split_row", {})
+            if key in measured:
+                self._split[key] = measured[key]
+                return self._split[key]
             mid = int(torch.searchsorted(crow, torch.tensor(nnz // 2, dtype=crow.dtype)))
             if mid <= 0 or mid >= crow.numel() - 1:
                 self._split[key] = None
@@ -200,6 +210,7 @@ class Graph:
                 self._split[key] = mid
                 two = _median_time(lambda: self.matmul(x))
                 self._split[key] = mid if two < one else None
+            measured[key] = self._split[key]
         return self._split[key]
 
 

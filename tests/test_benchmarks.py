@@ -10,6 +10,7 @@ import importlib
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-common = importlib.import_module("benchmarks.common")
+graphs = importlib.import_module("benchmarks.graphs")
+hardware = importlib.import_module("benchmarks.hardware")
+timing = importlib.import_module("benchmarks.timing")
 bench_propagate = importlib.import_module("benchmarks.propagate")
 bench_sampler = importlib.import_module("benchmarks.sampler")
 bench_memory = importlib.import_module("benchmarks.memory")
+bench_train = importlib.import_module("benchmarks.train")
 
 TINY_PROPAGATE = [
-    "--no-ml100k",
-    "--edges",
-    "2000",
-    "--dim",
-    "8",
-    "--layers",
-    "2",
-    "--min-run-time",
-    "0",
-    "--triad-mib",
-    "4",
-]
+    "--no-ml100k", "--edges", "2000", "--hub-edges", "3000", "--dim", "8", "--layers", "2",
+    "--min-run-time", "0", "--triad-mib", "4",
+]  # fmt: skip
 
 
 def invoke(main, args: list[str]) -> tuple[str, dict]:
@@ -48,51 +43,95 @@ def invoke(main, args: list[str]) -> tuple[str, dict]:
     return result.output, json.loads(Path(json_path).read_text())
 
 
+# --- graphs ----------------------------------------------------------------------------
+
+
 def test_powerlaw_bipartite_distinct_and_deterministic():
-    u, i = common.powerlaw_bipartite(50, 40, 500, seed=3)
+    u, i = graphs.powerlaw_bipartite(50, 40, 500, seed=3)
     assert u.size == i.size == 500
     assert 0 <= u.min() and u.max() < 50 and 0 <= i.min() and i.max() < 40
     assert np.unique(u * 40 + i).size == 500  # deduplicated
-    u2, i2 = common.powerlaw_bipartite(50, 40, 500, seed=3)
+    u2, i2 = graphs.powerlaw_bipartite(50, 40, 500, seed=3)
     assert np.array_equal(u, u2) and np.array_equal(i, i2)
     with pytest.raises(ValueError, match="at most half"):
-        common.powerlaw_bipartite(10, 10, 60)
+        graphs.powerlaw_bipartite(10, 10, 60)
 
 
 def test_powerlaw_items_are_skewed():
-    _, i = common.powerlaw_bipartite(2000, 500, 20_000, seed=0)
+    _, i = graphs.powerlaw_bipartite(2000, 500, 20_000, seed=0)
     deg = np.sort(np.bincount(i, minlength=500))[::-1]
     assert deg[:50].sum() > 2 * deg[-250:].sum()  # head items far more popular than the tail
 
 
+@pytest.mark.parametrize("items,edges,hub", [(20, 100, 20), (200, 5000, 300), (7, 7, 1)])
+def test_pareto_degrees_sum_exactly_with_a_plateau_of_hubs(items, edges, hub):
+    deg = graphs.pareto_degrees(items, edges, hub)
+    assert deg.sum() == edges and deg.min() >= 1 and deg.max() <= hub
+    assert np.all(np.diff(deg) <= 1)  # non-increasing up to the rounding fix-up
+    with pytest.raises(ValueError, match="need items <= edges"):
+        graphs.pareto_degrees(10, 5, 3)
+
+
+def test_hub_graph_has_its_shape_exact_degrees_and_distinct_pairs():
+    nu, ni, hub = graphs.hub_shape(1_000_000)
+    assert (nu, ni, hub) == (100_000, 20_000, 20_000)
+    nu, ni, hub = graphs.hub_shape(20_000)
+    u, i = graphs.hub_bipartite(nu, ni, 20_000, hub, seed=1)
+    assert u.size == 20_000 and np.unique(u * ni + i).size == 20_000
+    deg = np.bincount(i, minlength=ni)
+    assert sorted(deg) == sorted(graphs.pareto_degrees(ni, 20_000, hub))
+    assert np.sort(deg)[-5:].tolist() == [hub] * 5  # the head is a plateau of hubs
+    assert np.all(np.diff(u) >= 0)  # user-major
+    u2, i2 = graphs.hub_bipartite(nu, ni, 20_000, hub, seed=1)
+    assert np.array_equal(u, u2) and np.array_equal(i, i2)
+
+
+def test_ml100k_comes_from_the_package_loader(monkeypatch):
+    real = graphs.load_ml100k()
+    assert (real.num_users, real.num_items, real.num_edges) == (943, 1682, 100_000)
+
+    def missing(*args, **kwargs):
+        raise graphs.DatasetNotFoundError("no ml-100k here", [])
+
+    monkeypatch.setattr(graphs, "load_dataset", missing)
+    fallback = graphs.load_ml100k()
+    assert "synthetic" in fallback.source and fallback.num_edges == 100_000
+
+
 def test_close_uses_dtype_tolerance():
-    ref = torch.randn(10, 4)
-    ok, err = common.close(ref + 1e-7, ref)
+    ref = torch.randn(10, 4, dtype=torch.float64)
+    ok, err = timing.close(ref + 1e-7, ref, torch.float32)
     assert ok and err < 1e-5
-    ok, _ = common.close(ref * 1.01, ref)
+    ok, _ = timing.close(ref * 1.01, ref, torch.float32)
     assert not ok
+    ok, _ = timing.close(ref * 1.01, ref, torch.bfloat16)
+    assert ok
+
+
+def test_every_benchmark_shares_the_run_options():
+    for main in (bench_propagate.main, bench_sampler.main, bench_memory.main, bench_train.main):
+        names = {p.name for p in main.params}
+        assert {"device", "threads", "seed", "json_path"} <= names, main.name
+
+
+# --- propagate -------------------------------------------------------------------------
 
 
 def test_propagate_smoke(tmp_path):
     out_json = tmp_path / "p.json"
     output, data = invoke(bench_propagate.main, TINY_PROPAGATE + ["--json", str(out_json)])
-    assert "ours[embedding_bag]" in output and "triad" in output
+    assert "ours[embedding_bag]" in output and "triad" in output and "Levers" in output
     assert data["benchmark"] == "propagate"
     for key in ("hardware", "config", "byte_model", "triad", "graphs", "targets", "notes"):
         assert key in data
     assert data["hardware"]["torch"] == torch.__version__
-    assert data["triad"]["gbps"] > 0
-    (graph,) = data["graphs"]
-    assert graph["edges"] == 2000 and graph["nnz"] == 4000
-    cont = graph["contenders"]
-    for name in (
-        "ours[embedding_bag]",
-        "ours[sparse_mm]",
-        "torch CSR sparse.mm autograd",
-        "torch COO sparse.mm autograd",
-        "scipy CSR @ dense (fwd only)",
-        "PyG LightGCN.get_embedding",
-    ):
+    assert "load_after" in data["hardware"] and data["triad"]["gbps"] > 0
+    power, hubs = data["graphs"]
+    assert power["edges"] == 2000 and power["nnz"] == 4000
+    cont = power["contenders"]
+    for name in ("ours[embedding_bag]", "ours[sparse_mm]", "torch CSR sparse.mm autograd",
+                 "torch CSR sparse.mm x2 (products only)", "torch COO sparse.mm autograd",
+                 "scipy CSR @ dense (fwd only)", "PyG LightGCN.get_embedding"):  # fmt: skip
         assert name in cont
     for name in ("ours[embedding_bag]", "ours[sparse_mm]", "torch CSR sparse.mm autograd"):
         for phase in ("fwd", "fwd+bwd"):
@@ -100,9 +139,27 @@ def test_propagate_smoke(tmp_path):
             assert res["status"] == "ok", (name, phase, res)
             for key in ("median_s", "iqr_s", "runs", "gbps", "vs_ours", "max_rel_err"):
                 assert key in res
-            assert "peak_bytes" in res
+            assert "peak_bytes" in res and res["max_rel_err"] < 1e-5
+    assert cont["torch CSR sparse.mm x2 (products only)"]["fwd"]["status"] == "ok"
     assert cont["scipy CSR @ dense (fwd only)"]["fwd+bwd"]["status"] == "n/a"
     assert cont["ours[embedding_bag]"]["fwd"]["vs_ours"] == pytest.approx(1.0)
+
+    levers = power["levers"]
+    assert len(levers) == 6
+    bounds = {("float32", "none"): 1e-5, ("bfloat16", "none"): 5e-2, ("float16", "none"): 1e-2,
+              ("float32", "degree"): 1e-5, ("float32", "rcm"): 1e-5,
+              ("float32", "balanced"): 1e-5}  # fmt: skip
+    for (dtype, order), bound in bounds.items():
+        row = levers[f"ours[{dtype}, order {order}]"]
+        assert row["lever"] == {"dtype": dtype, "order": order}
+        for phase in ("fwd", "fwd+bwd"):
+            assert row[phase]["status"] == "ok" and row[phase]["max_rel_err"] < bound
+    assert set(power["node_order_build_s"]) == {"degree", "rcm", "balanced"}
+
+    assert hubs["graph"] == "hubs-3k" and (hubs["users"], hubs["items"]) == (300, 60)
+    assert hubs["top5_item_degrees"] == [60] * 5
+    hub_targets = [t for t in data["targets"] if t["graph"] == "hubs-3k"]
+    assert [t["goal"] for t in hub_targets] == [1.0, 5.0]
 
 
 def test_propagate_reports_wrong_contender_untimed(tmp_path, monkeypatch):
@@ -116,19 +173,19 @@ def test_propagate_reports_wrong_contender_untimed(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench_propagate, "make_contenders", with_a_wrong_one)
     out_json = tmp_path / "p.json"
-    args = TINY_PROPAGATE + ["--no-memory", "--json", str(out_json)]
+    args = TINY_PROPAGATE + ["--no-hubs", "--no-levers", "--no-memory", "--json", str(out_json)]
     output, data = invoke(bench_propagate.main, args)
     wrong = data["graphs"][0]["contenders"]["wrong"]
     for phase in ("fwd", "fwd+bwd"):
         assert wrong[phase]["status"] == "WRONG"
         assert "median_s" not in wrong[phase]
-    assert "WRONG" in output
+    assert "WRONG" in output and data["graphs"][0]["levers"] == {}
 
 
 def test_propagate_skips_pyg_with_a_note(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "pyg_available", lambda: (False, "no PyG here: skipped."))
+    monkeypatch.setattr(hardware, "pyg_available", lambda: (False, "no PyG here: skipped."))
     out_json = tmp_path / "p.json"
-    args = TINY_PROPAGATE + ["--no-memory", "--json", str(out_json)]
+    args = TINY_PROPAGATE + ["--no-hubs", "--no-levers", "--no-memory", "--json", str(out_json)]
     output, data = invoke(bench_propagate.main, args)
     assert "note: no PyG here: skipped." in output
     pyg = data["graphs"][0]["contenders"]["PyG LightGCN.get_embedding"]
@@ -137,26 +194,11 @@ def test_propagate_skips_pyg_with_a_note(tmp_path, monkeypatch):
 
 def test_propagate_ml100k_shape(tmp_path):
     out_json = tmp_path / "p.json"
-    args = [
-        "--synthetic",
-        "--edges",
-        "1000",
-        "--dim",
-        "4",
-        "--layers",
-        "1",
-        "--min-run-time",
-        "0",
-        "--triad-mib",
-        "4",
-        "--no-memory",
-        "--pyg-max-edges",
-        "0",
-        "--json",
-        str(out_json),
-    ]
+    args = ["--synthetic", "--edges", "0", "--no-hubs", "--no-levers", "--dim", "4",
+            "--layers", "1", "--min-run-time", "0", "--triad-mib", "4", "--no-memory",
+            "--pyg-max-edges", "0", "--json", str(out_json)]  # fmt: skip
     _, data = invoke(bench_propagate.main, args)
-    ml = data["graphs"][0]
+    (ml,) = data["graphs"]
     assert (ml["graph"], ml["users"], ml["items"], ml["edges"]) == ("ml-100k", 943, 1682, 100_000)
 
 
@@ -164,31 +206,21 @@ def test_propagate_ml100k_shape(tmp_path):
 def test_propagate_cuda_absent_is_one_clear_line():
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.propagate", "--device", "cuda", "--no-ml100k"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "CUDA is not available" in lines[0], proc.stderr
 
 
+# --- sampler, memory -------------------------------------------------------------------
+
+
 def test_sampler_smoke(tmp_path):
     out_json = tmp_path / "s.json"
-    args = [
-        "--no-ml100k",
-        "--edges",
-        "3000",
-        "--python-samples",
-        "500",
-        "--min-run-time",
-        "0",
-        "--json",
-        str(out_json),
-    ]
+    args = ["--no-ml100k", "--edges", "3000", "--python-samples", "500", "--min-run-time", "0",
+            "--json", str(out_json)]  # fmt: skip
     output, data = invoke(bench_sampler.main, args)
     assert data["benchmark"] == "sampler"
     (graph,) = data["graphs"]
@@ -222,19 +254,92 @@ def test_memory_smoke(tmp_path):
     assert "evaluate" in output
 
 
-def test_train_benchmark_smoke(tmp_path):
-    bench_train = importlib.import_module("benchmarks.train")
+# --- train -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_csv(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     rows = [(u, i) for u in range(60) for i in rng.choice(40, 12, replace=False)]
     csv = tmp_path / "tiny.csv"
     csv.write_text("".join(f"{u},{i}\n" for u, i in rows))
+    return csv
+
+
+TINY_TRAIN = ["--epochs", "2", "--timing-epochs", "2", "--profile-steps", "2",
+              "--batch-size", "64", "--min-run-time", "0"]  # fmt: skip
+
+
+def test_train_benchmark_smoke(tmp_path, tiny_csv):
     out = tmp_path / "train.json"
-    args = ["--dataset", str(csv), "--epochs", "2", "--timing-epochs", "1",
-            "--batch-size", "64", "--json", str(out)]  # fmt: skip
+    args = ["--dataset", str(tiny_csv), *TINY_TRAIN, "--propagation-dtype", "float32",
+            "--propagation-dtype", "bfloat16", "--node-order", "none", "--node-order", "degree",
+            "--json", str(out)]  # fmt: skip
     text, data = invoke(bench_train.main, args)
-    assert "lightgcn-sparse" in text and "popularity" in text
-    assert len(data["epoch_seconds"]) == 1 and data["epochs_run"] == 2
+    assert "lightgcn-sparse" in text and "popularity" in text and "step / propagation" in text
+    (entry,) = data["datasets"]
+    assert entry["split"] == "random" and entry["train"] + entry["valid"] + entry["test"] == 720
+    runs = entry["runs"]
+    levers = [(r["propagation_dtype"], r["node_order"]) for r in runs]
+    assert levers == [("float32", "none"), ("float32", "degree"), ("bfloat16", "none"),
+                      ("bfloat16", "degree")]  # fmt: skip
+    for r in runs:
+        assert len(r["epoch_seconds"]) == 2 and r["steps_per_epoch"] == -(-entry["train"] // 64)
+        assert r["steps_per_s"] == pytest.approx(r["steps_per_epoch"] / r["epoch_s"])
+        assert 0.0 < r["propagation_share"] <= 1.0 and r["profiled_steps"] == 2
+        assert r["step_over_propagation"] == pytest.approx(r["step_s"] / r["propagation_fwd_bwd_s"])
+    (q,) = data["quality"]
+    assert q["epochs_run"] == 2 and q["config"]["propagation_dtype"] == "float32"
     for key in ("recall@20", "ndcg@20", "precision@10", "map@10"):
-        assert 0.0 <= data["lightgcn_sparse"][key] <= 1.0
-        assert 0.0 <= data["popularity"][key] <= 1.0
-    assert "recbole" not in data  # only with --compare-recbole (not run here: it imports recbole)
+        assert 0.0 <= q["lightgcn_sparse"][key] <= 1.0
+        assert 0.0 <= q["popularity"][key] <= 1.0
+    assert "recbole" not in q  # only with --compare-recbole
+
+
+def test_train_uses_the_shipped_split_and_skips_missing_data(tmp_path):
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    lines = {part: [] for part in ("train", "test")}
+    for u in range(30):
+        items = rng.choice(25, 8, replace=False)
+        lines["train"].append(" ".join(map(str, [u, *items[:6]])))
+        lines["test"].append(" ".join(map(str, [u, *items[6:]])))
+    for part, text in lines.items():
+        (folder / f"{part}.txt").write_text("\n".join(text) + "\n")
+    out = tmp_path / "train.json"
+    args = ["--dataset", str(folder), "--dataset", str(tmp_path / "nowhere"), *TINY_TRAIN,
+            "--json", str(out)]  # fmt: skip
+    text, data = invoke(bench_train.main, args)
+    (entry,) = data["datasets"]
+    assert (entry["split"], entry["train"], entry["valid"], entry["test"]) == ("given", 180, 0, 60)
+    assert data["quality"] == []  # no validation part: no quality run
+    assert any("nowhere" in note and "skipped" in note for note in data["notes"])
+
+
+def test_compare_recbole_writes_nothing_to_the_working_directory(tmp_path, tiny_csv, monkeypatch):
+    seen = {}
+
+    def fake_run_recbole(model, dataset, config_dict):
+        for folder in ("log", "log_tensorboard", "saved"):  # what RecBole writes to ./
+            Path(folder).mkdir()
+            (Path(folder) / "run.log").write_text("x")
+        seen["cwd"] = Path.cwd()
+        seen["files"] = sorted(p.name for p in (Path(config_dict["data_path"]) / dataset).iterdir())
+        return {"test_result": {"recall@10": 0.5, "ndcg@20": 0.25}}
+
+    quick_start = types.ModuleType("recbole.quick_start")
+    quick_start.run_recbole = fake_run_recbole
+    monkeypatch.setitem(sys.modules, "recbole", types.ModuleType("recbole"))
+    monkeypatch.setitem(sys.modules, "recbole.quick_start", quick_start)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    out = tmp_path / "train.json"
+    args = ["--dataset", str(tiny_csv), *TINY_TRAIN, "--compare-recbole", "--json", str(out)]
+    text, data = invoke(bench_train.main, args)
+    assert list(repo.iterdir()) == [] and Path.cwd() == repo
+    assert seen["cwd"] != repo and not seen["cwd"].exists()  # a temporary folder, removed
+    assert seen["files"] == ["lgs.test.inter", "lgs.train.inter", "lgs.valid.inter"]
+    assert data["quality"][0]["recbole"]["test"] == {"recall@10": 0.5, "ndcg@20": 0.25}
+    assert "RecBole LightGCN" in text

@@ -1,0 +1,267 @@
+r"""Ways of computing the same propagation: narrow rows (bfloat16, float16) within a derived
+bound of float64, node orders equal to the built order up to rounding, and the CPU row
+blocks that :class:`~lightgcn_sparse.propagation.Graph` chooses between bit-identical.
+
+Error bound of narrow rows (:func:`narrow_bound`), in the Frobenius norm over all (N, d)
+entries. Let ``u = eps_n / 2`` be the unit roundoff of the narrow dtype ``n`` (the products'
+rows), ``eps_w`` the eps of ``x0``'s dtype ``w`` (embeddings, layer sum, each product's
+accumulation), ``m`` the largest degree and ``eta`` half the narrow dtype's smallest
+subnormal. Every product ``h_k = round_n(A h_{k-1})`` sums at most ``m`` terms in ``w`` and
+rounds its output to ``n``; the layer-0 rows ``h_0 = round_n(x0 / s)`` are rounded on input
+(float16 divides by ``s = max|x0|`` first, other dtypes take ``s = 1``). Since
+``||A||_2 <= 1`` for :math:`D^{-1/2} A D^{-1/2}`, an error already in ``h_{k-1}`` does not grow
+through ``A``, and each product adds at most ``rho ||h_{k-1}|| + eta s sqrt(N d)`` with
+``rho = u + (m + 1) eps_w (1 + u)``. By induction, with ``||h_k|| <= (1 + rho)^k (1 + u) ||x0||``,
+
+.. math::
+    ||h_k - A^k x_0|| \le (k + 1) \left[\rho (1 + \rho)^k (1 + u) ||x_0|| + \eta s \sqrt{N d}\right]
+
+and the float sum :math:`\sum_k \alpha_k h_k` adds at most
+``(K + 3) eps_w sum_k alpha_k (1 + rho)^K (1 + u) ||x0||`` (the K additions, float16's
+unscaling and the weight). So
+
+.. math::
+    ||Y - Y_{ref}|| \le \sum_{k=1}^{K} \alpha_k (k + 1)
+    \left[\rho (1 + \rho)^k (1 + u) ||x_0|| + \eta s \sqrt{N d}\right]
+    + (K + 3)\, \epsilon_w (1 + \rho)^K (1 + u) ||x_0|| \sum_k \alpha_k + 4 (K + 1) \tau_w
+
+where ``tau_w`` is the wide dtype's smallest normal (weights that underflow in ``w``, e.g.
+``alpha = 1e-300`` in float32). For the usual ``m eps_w << u`` this is about
+``sum_k alpha_k (k + 1) u ||x0||``: one rounding of the input and one per product, none of
+them amplified. The gradient is the same propagation of the incoming gradient, so the same
+bound holds with ``||G||`` for ``||x0||``.
+
+Node orders: a permuted graph sums each row's entries in another order, so results agree
+with the built order up to float rounding of the sums (:func:`rounding_bound`).
+
+Row blocks: on CPU with several threads a Graph times one ``embedding_bag`` call against
+two calls on halves of equal nnz and keeps the faster; each row's sum is the same either
+way, so the results must be equal bit for bit (training stays reproducible).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+from hypothesis import assume, given, note, settings
+from hypothesis import strategies as st
+from strategies import (
+    FLOAT_DTYPES,
+    KERNELS,
+    Graph,
+    bipartite_graphs,
+    dense_normalized_adjacency,
+    dense_propagate,
+    float_arrays,
+    layer_alphas,
+)
+
+from lightgcn_sparse import propagation
+from lightgcn_sparse.adjacency import (
+    NODE_ORDERS,
+    node_order,
+    normalized_adjacency,
+    permute_adjacency,
+)
+from lightgcn_sparse.propagation import Graph as PreparedGraph
+from lightgcn_sparse.propagation import layer_weights, propagate
+
+NARROW = (torch.bfloat16, torch.float16)
+
+
+def max_degree(g: Graph) -> int:
+    deg = np.zeros(g.n, dtype=np.int64)
+    for u, i in g.pairs():
+        deg[u] += 1
+        deg[g.num_users + i] += 1
+    return int(deg.max(initial=0))
+
+
+def narrow_bound(
+    narrow: torch.dtype, wide: torch.dtype, alpha: list[float], x: np.ndarray, max_deg: int
+) -> float:
+    """The module docstring's bound on ``||Y - Y_ref||_F`` for products in ``narrow``."""
+    info_n, info_w = torch.finfo(narrow), torch.finfo(wide)
+    u, eps_w = info_n.eps / 2, info_w.eps
+    eta = info_n.smallest_normal * info_n.eps / 2  # half the smallest subnormal
+    rho = u + (max_deg + 1) * eps_w * (1 + u)
+    norm = float(np.linalg.norm(x.astype(np.float64)))
+    scale = float(np.abs(x).max(initial=0.0)) if narrow == torch.float16 else 1.0
+    root = math.sqrt(x.size)
+    num_layers = len(alpha) - 1
+    bound = sum(
+        a * (k + 1) * (rho * (1 + rho) ** k * (1 + u) * norm + eta * scale * root)
+        for k, a in enumerate(alpha[1:], start=1)
+    )
+    bound += (num_layers + 3) * eps_w * (1 + rho) ** num_layers * (1 + u) * norm * sum(alpha)
+    return bound + 4 * (num_layers + 1) * info_w.smallest_normal
+
+
+def rounding_bound(dtype: torch.dtype, alpha: list[float], x: np.ndarray, max_deg: int) -> float:
+    """Two results in ``dtype`` that sum the same terms in other orders differ by at most
+    twice the float error of one: each product's ``m``-term sums, then the layer sum."""
+    eps = torch.finfo(dtype).eps
+    norm = float(np.linalg.norm(x.astype(np.float64)))
+    num_layers = len(alpha) - 1
+    one = sum(a * k * (max_deg + 1) * eps for k, a in enumerate(alpha))
+    one += (num_layers + 1) * eps * sum(alpha)
+    return 2 * (one * norm + 4 * (num_layers + 1) * torch.finfo(dtype).smallest_normal)
+
+
+def build(g: Graph, device, dtype) -> torch.Tensor:
+    return normalized_adjacency(g.users, g.items, g.num_users, g.num_items, dtype=dtype,
+                                device=device)  # fmt: skip
+
+
+@st.composite
+def propagation_inputs(draw, g: Graph, dtype: torch.dtype):
+    """K, alpha, x0 of ``dtype`` and a seed for the incoming gradient."""
+    num_layers = draw(st.integers(0, 4), label="num_layers")
+    alpha = draw(layer_alphas(num_layers), label="alpha")
+    d = draw(st.integers(1, 4), label="d")
+    x = draw(float_arrays((g.n, d), dtype), label="x0")
+    seed = draw(st.integers(0, 2**32 - 1), label="seed")
+    return num_layers, alpha, x, seed
+
+
+@st.composite
+def narrow_cases(draw):
+    g = draw(bipartite_graphs())
+    wide = draw(st.sampled_from(FLOAT_DTYPES), label="x0 dtype")
+    narrow = draw(st.sampled_from(NARROW), label="product dtype")
+    num_layers, alpha, x, seed = draw(propagation_inputs(g, wide))
+    note(f"x0 {wide}, products {narrow}")
+    return g, wide, narrow, num_layers, alpha, x, seed
+
+
+@given(case=narrow_cases())
+def test_narrow_rows_within_the_bound_forward_and_gradient(device, case):
+    g, wide, narrow, num_layers, alpha, x, seed = case
+    adj = build(g, device, wide)
+    weights = layer_weights(num_layers, alpha)
+    a_hat = dense_normalized_adjacency(g)
+    x0 = torch.from_numpy(x).to(device).requires_grad_(True)
+    y = propagate(adj, x0, num_layers, alpha, dtype=narrow)
+    assert y.dtype == wide and y.shape == x0.shape
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    (y * w.to(device=device, dtype=wide)).sum().backward()
+    w_cast = w.to(wide).double().numpy()  # the gradient as propagated: rounded to x0's dtype
+
+    for got, ref, src in (
+        (y.detach(), dense_propagate(a_hat, x, weights), x),
+        (x0.grad, dense_propagate(a_hat, w_cast, weights), w_cast),
+    ):
+        err = float(np.linalg.norm(got.cpu().double().numpy() - ref))
+        bound = narrow_bound(narrow, wide, weights, src, max_degree(g))
+        note(f"error {err:.3g}, bound {bound:.3g}")
+        assert err <= bound
+
+
+def test_narrow_rows_bound_is_tight_enough_to_fail():
+    """The bound is not vacuous: real errors come within a small factor of it (random
+    graphs: up to a third of it)."""
+    g = Graph(3, 4, np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 3]))
+    adj = build(g, "cpu", torch.float32)
+    x = np.linspace(-1, 1, g.n * 4, dtype=np.float32).reshape(g.n, 4)
+    weights = layer_weights(3, None)
+    ref = dense_propagate(dense_normalized_adjacency(g), x, weights)
+    y = propagate(adj, torch.from_numpy(x), 3, dtype=torch.bfloat16).double().numpy()
+    err = float(np.linalg.norm(y - ref))
+    bound = narrow_bound(torch.bfloat16, torch.float32, weights, x, max_degree(g))
+    assert 0 < err <= bound
+    assert err > bound / 16
+
+
+@st.composite
+def order_cases(draw):
+    g = draw(bipartite_graphs())
+    dtype = draw(st.sampled_from(FLOAT_DTYPES), label="dtype")
+    method = draw(st.sampled_from(NODE_ORDERS[1:]), label="node order")
+    parts = draw(st.integers(1, 3), label="parts")
+    kernel = draw(st.sampled_from(KERNELS), label="kernel")
+    num_layers, alpha, x, seed = draw(propagation_inputs(g, dtype))
+    return g, dtype, method, parts, kernel, num_layers, alpha, x, seed
+
+
+@given(case=order_cases())
+def test_reordered_propagation_equals_the_built_order(device, case):
+    g, dtype, method, parts, kernel, num_layers, alpha, x, seed = case
+    adj = build(g, device, dtype)
+    order = node_order(adj, method, parts)
+    assert sorted(order.tolist()) == list(range(g.n))  # a permutation
+    graphs = {"built": PreparedGraph(adj),
+              method: PreparedGraph(permute_adjacency(adj, order), order)}  # fmt: skip
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    out = {}
+    for name, graph in graphs.items():
+        x0 = torch.from_numpy(x).to(device).requires_grad_(True)
+        y = propagate(graph, x0, num_layers, alpha, kernel=kernel)
+        (y * w.to(device)).sum().backward()
+        out[name] = (y.detach(), x0.grad)
+    weights = layer_weights(num_layers, alpha)
+    deg = max_degree(g)
+    for i, src in ((0, x), (1, w.double().numpy())):
+        tol = rounding_bound(dtype, weights, src, deg)
+        diff = float(torch.linalg.vector_norm((out[method][i] - out["built"][i]).double()))
+        note(f"{'forward' if i == 0 else 'gradient'}: diff {diff:.3g}, tol {tol:.3g}")
+        assert diff <= tol
+
+
+@contextlib.contextmanager
+def two_blocks_allowed(threads: int = 2):
+    """Let any graph take the two-block CPU path: no nnz floor, several threads."""
+    floor, before = propagation.SPLIT_MIN_NNZ, torch.get_num_threads()
+    propagation.SPLIT_MIN_NNZ = 0
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        propagation.SPLIT_MIN_NNZ = floor
+        torch.set_num_threads(before)
+
+
+@settings(max_examples=30)
+@given(
+    g=bipartite_graphs(min_users=1, min_items=1),
+    dtype=st.sampled_from((*FLOAT_DTYPES, *NARROW)),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_one_call_and_two_row_blocks_are_bit_identical(g, dtype, d, seed):
+    adj = build(g, "cpu", torch.float32)
+    crow = adj.crow_indices()
+    nnz = int(crow[-1])
+    mid = int(torch.searchsorted(crow, torch.tensor(nnz // 2, dtype=crow.dtype)))
+    assume(0 < mid < g.n)
+    x = torch.randn(g.n, d, generator=torch.Generator().manual_seed(seed)).to(dtype)
+    key = (2, dtype, d)
+    results = []
+    with two_blocks_allowed():
+        for choice in (None, mid):
+            graph = PreparedGraph(adj)
+            graph._split[key] = choice  # the automatic selection's two options
+            results.append(graph.matmul(x, "embedding_bag"))
+    assert torch.equal(results[0], results[1])
+
+
+def test_the_row_split_is_timed_once_per_adjacency_tensor(monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    users = torch.randint(0, 40, (400,), generator=gen)
+    items = torch.randint(0, 15, (400,), generator=gen)
+    adj = normalized_adjacency(users, items, 40, 15)
+    x = torch.randn(55, 8, generator=gen)
+    timed = []
+    real = propagation._median_time
+    monkeypatch.setattr(propagation, "_median_time", lambda fn: timed.append(1) or real(fn))
+    with two_blocks_allowed():
+        first = propagate(adj, x, 3)  # a bare tensor: a new Graph on every call
+        assert len(timed) == 2  # one call, then two calls
+        again = propagate(adj, x, 3)
+        assert len(timed) == 2 and torch.equal(first, again)
+        propagate(adj, x[:, :4].contiguous(), 3)  # another width is another setting
+        assert len(timed) == 4
+        propagate(PreparedGraph(adj), x, 3)
+        assert len(timed) == 4
