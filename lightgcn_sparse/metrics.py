@@ -18,14 +18,58 @@ any are excluded (not counted as zeros). These are RecBole's definitions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 
 from ._checks import check_int
 from .user_items import UserItemIndex
 
-METRICS = ("recall", "precision", "ndcg", "hit", "map")
+
+def _recall(c) -> torch.Tensor:
+    return c.n_hit / c.n_true
+
+
+def _precision(c) -> torch.Tensor:
+    return c.n_hit / c.k
+
+
+def _hit(c) -> torch.Tensor:
+    return (c.n_hit > 0).to(torch.float64)
+
+
+def _ndcg(c) -> torch.Tensor:
+    ideal = c.discount.cumsum(0)  # (K,) IDCG for min(|T|, K) = 1..K
+    return (c.hits * c.discount[: c.k]).sum(1) / ideal[c.denom.long() - 1]
+
+
+def _map(c) -> torch.Tensor:
+    return (c.hits * c.cum_hits[:, : c.k] / c.pos[: c.k]).sum(1) / c.denom
+
+
+class _Cut(NamedTuple):
+    """What every metric needs at one cutoff ``k`` (all float64, ``n`` users)."""
+
+    hits: torch.Tensor  # (n, k) 0/1, best first
+    cum_hits: torch.Tensor  # (n, K) running hit counts
+    n_hit: torch.Tensor  # (n,) hits in the top k
+    n_true: torch.Tensor  # (n,) held-out items |T|
+    denom: torch.Tensor  # (n,) min(|T|, k)
+    pos: torch.Tensor  # (K,) ranks 1..K
+    discount: torch.Tensor  # (K,) 1 / log2(rank + 1)
+    k: int
+
+
+#: Each metric is one function of a :class:`_Cut` giving (n,) per-user values; adding a
+#: metric is adding its function here (its name is then reported and usable as ``name@k``).
+METRIC_FUNCTIONS: dict[str, Callable[[_Cut], torch.Tensor]] = {
+    "recall": _recall,
+    "precision": _precision,
+    "ndcg": _ndcg,
+    "hit": _hit,
+    "map": _map,
+}
+METRICS = tuple(METRIC_FUNCTIONS)
 #: Bytes of scores one ranking chunk may hold; bounds memory for any number of users.
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 
@@ -104,17 +148,12 @@ def metrics_from_hits(
     pos = torch.arange(1, h.shape[1] + 1, dtype=torch.float64, device=h.device)  # (K,)
     discount = 1.0 / torch.log2(pos + 1.0)
     cum_hits = h.cumsum(1)
-    ideal = discount.cumsum(0)  # (K,) IDCG for min(|T|, K) = 1..K
     out: dict[str, torch.Tensor] = {}
     for k in ks:
-        hk = h[:, :k]
-        n_hit = cum_hits[:, k - 1]
-        denom = torch.clamp(n_true, max=k)  # min(|T|, k)
-        out[f"recall@{k}"] = n_hit / n_true
-        out[f"precision@{k}"] = n_hit / k
-        out[f"hit@{k}"] = (n_hit > 0).to(torch.float64)
-        out[f"ndcg@{k}"] = (hk * discount[:k]).sum(1) / ideal[denom.long() - 1]
-        out[f"map@{k}"] = (hk * cum_hits[:, :k] / pos[:k]).sum(1) / denom
+        cut = _Cut(h[:, :k], cum_hits, cum_hits[:, k - 1], n_true,
+                   torch.clamp(n_true, max=k), pos, discount, k)  # fmt: skip
+        for name, fn in METRIC_FUNCTIONS.items():
+            out[f"{name}@{k}"] = fn(cut)
     return out
 
 
