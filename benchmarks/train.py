@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from lightgcn_sparse.adjacency import NODE_ORDERS
-from lightgcn_sparse.config import PRESETS, Config, preset
+from lightgcn_sparse.config import PRESETS, SAMPLING, Config, preset
 from lightgcn_sparse.data import (
     CATALOG,
     DatasetNotFoundError,
@@ -56,7 +56,13 @@ from lightgcn_sparse.data import (
     load_dataset,
     split_interactions,
 )
-from lightgcn_sparse.experiment import DataSpec, evaluate_test, popularity_metrics, train
+from lightgcn_sparse.experiment import (
+    PROTOCOLS,
+    DataSpec,
+    evaluate_test,
+    popularity_metrics,
+    train,
+)
 from lightgcn_sparse.model import LightGCN
 from lightgcn_sparse.propagation import DTYPES
 from lightgcn_sparse.trainer import Callback
@@ -266,11 +272,35 @@ def quality(
     return out, rows
 
 
+def curve(name: str, data: Interactions, cfg: Config, protocol: str) -> tuple[dict, list]:
+    """Train under ``protocol`` and keep the held-out Recall@20 / NDCG@20 every
+    ``cfg.eval_every`` epochs with the seconds so far: test for the paper protocol (best
+    point kept), validation for the honest one (test once, at the kept epoch)."""
+    spec = DataSpec(name, protocol=protocol)
+    split = spec.split_of(data)
+    seconds: list[float] = []
+    model, _, _ = train(spec, cfg, show_progress=False, data=(data, split),
+                        callback=lambda record: seconds.append(time.perf_counter()))  # fmt: skip
+    start = seconds[0] - model.timings_[0]["seconds"]
+    points = [{"epoch": r["epoch"], "seconds": t - start, "recall@20": r["recall@20"],
+               "ndcg@20": r["ndcg@20"]}
+              for r, t in zip(model.history_, seconds) if "recall@20" in r]  # fmt: skip
+    held = "test" if protocol == "paper" else "validation"
+    rows = [[name, protocol, held, str(q["epoch"]), f"{q['seconds']:.0f}", f"{q['recall@20']:.4f}",
+             f"{q['ndcg@20']:.4f}"] for q in points]  # fmt: skip
+    final = evaluate_test(model, split, (20,))
+    rows.append([name, protocol, f"test, epoch {model.best_epoch_} kept", "", "",
+                 f"{final['recall@20']:.4f}", f"{final['ndcg@20']:.4f}"])  # fmt: skip
+    return {"dataset": name, "protocol": protocol, "points": points, "best_epoch":
+            model.best_epoch_, "test": final, "config": cfg.to_dict()}, rows
+
+
 # ------------------------------------------------------------------------------ CLI
 TIMING_HEADER = ["dataset", "device", "dtype", "node order", "s/epoch", "steps/epoch",
                  "steps/s", "step", "propagation fwd+bwd", "step / propagation",
                  "propagation share (profile)"]  # fmt: skip
 QUALITY_HEADER = ["dataset", "model", "s/epoch", "fit s", "best/ran", *KEYS]
+CURVE_HEADER = ["dataset", "protocol", "held-out", "epoch", "seconds", "Recall@20", "NDCG@20"]
 
 
 def timing_row(name: str, dev: torch.device, r: dict[str, Any]) -> list[str]:
@@ -302,19 +332,30 @@ def timing_row(name: str, dev: torch.device, r: dict[str, Any]) -> list[str]:
 @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True,
               help="Epochs of the quality run (early stopping may end it sooner).")
 @click.option("--compare-recbole", is_flag=True, help="Also run RecBole's LightGCN.")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
+              help="Also train each dataset for --epochs under this protocol and print the "
+              "metric curve (epoch, seconds, Recall@20, NDCG@20) every --eval-every epochs: "
+              "'paper' evaluates test and keeps its best point, 'honest' validation.")
+@click.option("--eval-every", type=click.IntRange(1), default=10, show_default=True,
+              help="Epochs between the points of the --protocol curve.")
+@click.option("--sampling", type=click.Choice(SAMPLING), default=None,
+              help="Override the preset's sampling (the LightGCN reference draws users).")
 def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtypes, orders,
          learning_rate, batch_size, timing_epochs, profile_steps, min_run_time, quality_run,
-         epochs, compare_recbole) -> None:  # fmt: skip
+         epochs, compare_recbole, protocol, eval_every, sampling) -> None:  # fmt: skip
     dev, hw = hardware.start(device, threads)
     changes: dict[str, Any] = {"epochs": epochs, "device": str(dev), "seed": seed}
     if learning_rate is not None:
         changes["learning_rate"] = learning_rate
     if batch_size is not None:
         changes["batch_size"] = batch_size
+    if sampling is not None:
+        changes["sampling"] = sampling
     base = preset(preset_name, **changes)
     levers = list(itertools.product(dict.fromkeys(dtypes), dict.fromkeys(orders)))
     notes: list[str] = []
     results, timing_rows, quality_rows, qualities = [], [], [], []
+    curve_rows, curves = [], []
     for name in dict.fromkeys(datasets):
         try:
             data, split, how = load(name, data_dir, seed)
@@ -341,6 +382,14 @@ def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtyp
                               compare_recbole, notes)  # fmt: skip
             qualities.append(q)
             quality_rows += rows
+        if protocol is not None:
+            cfg = base.replace(propagation_dtype=levers[0][0], node_order=levers[0][1],
+                               eval_every=eval_every, metric="recall@20", ks=(20,),
+                               patience=0 if protocol == "paper" else base.patience)  # fmt: skip
+            click.echo(f"curve {name}: {protocol} protocol, {epochs} epochs ...", err=True)
+            c, rows = curve(name, data, cfg, protocol)
+            curves.append(c)
+            curve_rows += rows
     click.echo(f"Training steps, {preset_name} preset (d {base.embedding_dim}, K "
                f"{base.num_layers}, batch {base.batch_size}), median of {timing_epochs} "
                f"epochs; propagation share from a profile of {profile_steps} steps")  # fmt: skip
@@ -348,6 +397,10 @@ def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtyp
     if quality_rows:
         click.echo("Quality: early stopping on validation NDCG@20, test metrics (full ranking)")
         click.echo(report.format_table(QUALITY_HEADER, quality_rows))
+    if curve_rows:
+        click.echo(f"Metric curve every {eval_every} epochs ({protocol} protocol; seconds "
+                   "include the evaluations)")  # fmt: skip
+        click.echo(report.format_table(CURVE_HEADER, curve_rows))
     for note in notes:
         click.echo(f"note: {note}")
     click.echo(hardware.finish(hw))
@@ -355,7 +408,8 @@ def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtyp
               "profile_steps": profile_steps, "warmup_steps": WARMUP_STEPS,
               "min_run_time": min_run_time}  # fmt: skip
     report.write_json(json_path, {"benchmark": "train", "hardware": hw, "config": config,
-                                  "datasets": results, "quality": qualities, "notes": notes})
+                                  "datasets": results, "quality": qualities, "curves": curves,
+                                  "notes": notes})
 
 
 if __name__ == "__main__":  # pragma: no cover

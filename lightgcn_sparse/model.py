@@ -45,16 +45,17 @@ from .catalogue import NotFittedError, UserItemsLike, training_data
 from .checkpoint import (
     CheckpointError,
     atomic_write_npz,
-    from_json_array,
     read_npz,
     require_fields,
     to_json_array,
 )
 from .config import Config
+from .foldin import fold_in, padded
 from .idmap import IdMap
 from .loss import bpr_loss
 from .persistence import (
     catalogue_arrays,
+    config_field,
     fingerprint,
     float_array,
     read_catalogue,
@@ -286,8 +287,8 @@ class LightGCN(FactorRecommender):
             \frac{e_i}{\lVert e_i \rVert}
         """
         items = self.factors()[1]  # (I, d)
-        degree = _padded(self.item_degree_, items.shape[0])
-        return _fold_in(liked, items, degree, *self._fold_in_norms())
+        degree = padded(self.item_degree_, items.shape[0])
+        return fold_in(liked, items, degree, *self._fold_in_norms())
 
     def _fold_in_items(self, users: UserItemIndex) -> torch.Tensor:
         r"""(m, d) embeddings of items given only their users, mirroring the user fold-in:
@@ -295,8 +296,8 @@ class LightGCN(FactorRecommender):
         LightGCN++'s options :math:`e_i = \sum_{u \in L_i} |L_i|^{-a} (|N_u| + 1)^{-b}
         e_u / \lVert e_u \rVert` (the normalization only with ``layer_norm``)."""
         factors = self.factors()[0]  # (U, d)
-        degree = _padded(self.user_degree_, factors.shape[0])
-        return _fold_in(users, factors, degree, *self._fold_in_norms())
+        degree = padded(self.user_degree_, factors.shape[0])
+        return fold_in(users, factors, degree, *self._fold_in_norms())
 
     def _fold_in_norms(self) -> tuple[float, float, bool]:
         cfg = self.config
@@ -393,47 +394,3 @@ class LightGCN(FactorRecommender):
             f"LightGCN(embedding_dim={cfg.embedding_dim}, num_layers={cfg.num_layers}, "
             f"alpha={alpha}{plus}{shape})"
         )
-
-
-def config_field(data: dict, path: Any) -> Config:
-    """The stored config, validated."""
-    try:
-        return Config.from_dict(from_json_array(data["config"], path, "config"))
-    except CheckpointError:
-        raise
-    except (TypeError, ValueError, AttributeError) as err:
-        raise CheckpointError(
-            f"{str(path)!r}: its config cannot be used by this version ({err})"
-        ) from err
-
-
-def _fold_in(
-    liked: UserItemIndex,
-    table: torch.Tensor,
-    degree: torch.Tensor,
-    norm_left: float = 0.5,
-    norm_right: float = 0.5,
-    layer_norm: bool = False,
-) -> torch.Tensor:
-    """Row ``r``: ``sum_{j in liked[r]} table[j] / (sqrt(|liked[r]|) sqrt(degree[j] + 1))``;
-    LightGCN++: ``sum_j |liked[r]|^-left (degree[j] + 1)^-right rownorm(table)[j]``."""
-    dtype = table.dtype
-    deg = liked.degrees().to(dtype).clamp_min(1)  # (n,)
-    idx = liked.indices  # (nnz,)
-    if (norm_left, norm_right) == (0.5, 0.5):
-        w = (deg[liked.row_ids()] * (degree[idx] + 1).to(dtype)).rsqrt()  # (nnz,)
-    else:
-        w = deg.pow(-norm_left)[liked.row_ids()] * (degree[idx] + 1).to(dtype).pow(-norm_right)
-    if layer_norm:
-        table = F.normalize(table, dim=1)  # (rows, d)
-    # A weighted sum of rows per bag: no atomics (deterministic on CUDA), no slow scatter on CPU.
-    return F.embedding_bag(
-        idx, table, liked.indptr, mode="sum", per_sample_weights=w, include_last_offset=True
-    )  # (n, d)
-
-
-def _padded(degree: torch.Tensor, size: int) -> torch.Tensor:
-    """Training degrees, zero for rows added after training."""
-    if degree.numel() >= size:
-        return degree
-    return torch.cat([degree, degree.new_zeros(size - degree.numel())])

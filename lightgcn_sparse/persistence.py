@@ -196,3 +196,19 @@ def csr_arrays(data: dict, num_users: int, num_items: int, where: str, prefix: s
             f"form a valid {num_users} x {num_items} CSR matrix."
         )
     return indptr, indices
+
+
+def config_field(data: dict, path: Any) -> Any:
+    """The stored config, validated (a :class:`~lightgcn_sparse.config.Config`)."""
+    from .config import Config
+
+    try:
+        return Config.from_dict(from_json_array(data["config"], path, "config"))
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(
+            f"{str(path)!r}: its config cannot be used by this version ({err})"
+        ) from err
+
+

@@ -1,26 +1,13 @@
 r"""LightGCN propagation: :math:`\sum_k \alpha_k \hat A^k X_0` with a symmetric backward.
 
-Two kernels compute one product :math:`\hat A X` from the same stored CSR tensor:
-
-* ``"embedding_bag"``: ``F.embedding_bag(col, X, offsets=crow, per_sample_weights=values,
-  mode="sum")``. Row ``r`` of :math:`\hat A X` is the weighted sum of the rows of ``X`` named
-  by ``col[crow[r]:crow[r+1]]``, which is exactly a bag. On CPU this is several times faster
-  than torch's CSR ``sparse.mm`` (see ``benchmarks/README.md``).
-* ``"sparse_mm"``: ``torch.sparse.mm(adj, X)`` (MKL on CPU, cuSPARSE on CUDA).
-
-``kernel="auto"`` picks the faster one measured on each device type (:data:`AUTO_KERNEL`).
-
-A :class:`Graph` prepares an adjacency for repeated products: value copies in each
-propagation dtype, on CPU the row blocks measured fastest for it (one call, or two calls on
-halves of equal nnz; both give bit-identical results, so the choice never changes a result),
-and an optional node order in which the products run (see
-:func:`~lightgcn_sparse.adjacency.node_order`), invisible to callers.
+Products run on a :class:`~lightgcn_sparse.graph.Graph` (kernels, value copies, the CPU row
+split, node order: see :mod:`lightgcn_sparse.graph`); a bare CSR tensor is wrapped in one.
 
 Narrow rows: with ``dtype=torch.bfloat16`` (or ``float16``) each product gathers rows of
 half the bytes; the embeddings, the layer sum and the gradient stay float32, only the
 inputs and outputs of each product are rounded (float16 is scaled by the largest magnitude
 first, so neither values nor gradients leave its range). The error bound is in
-``tests/test_propagation.py``.
+``tests/test_propagation_dtype.py``.
 
 Because :math:`\hat A` is symmetric, the gradient of :math:`Y = \sum_k \alpha_k \hat A^k X`
 with respect to ``X`` is :math:`\sum_k \alpha_k \hat A^k G` for the incoming gradient
@@ -48,9 +35,6 @@ The layer weights stay ``alpha``: LightGCN++'s :math:`\gamma E^{(0)} + (1-\gamma
 
 from __future__ import annotations
 
-import statistics
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -59,191 +43,19 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import InvalidType, InvalidValue, check_float, check_int
-from .adjacency import adjacency_degrees, check_adjacency, degree_scaling
+from .adjacency import check_adjacency
+from .graph import (  # noqa: F401 - re-exported: propagation's public names since 0.1
+    AUTO_KERNEL,
+    DTYPES,
+    KERNELS,
+    SPLIT_MIN_NNZ,
+    Graph,
+    resolve_kernel,
+    spmm,
+)
 
-KERNELS = ("embedding_bag", "sparse_mm")
-#: Kernel used by ``kernel="auto"`` on each device type, chosen by measurement
-#: (``python -m benchmarks.propagate``).
-AUTO_KERNEL = {"cpu": "embedding_bag", "cuda": "sparse_mm"}
-#: With several CPU threads, graphs above this many stored entries are timed once as one
-#: call and as two calls on halves of equal nnz; the faster is kept (see :class:`Graph`).
-SPLIT_MIN_NNZ = 1 << 20
-#: Names accepted by ``propagation_dtype``.
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 #: Range accepted for LightGCN++'s degree exponents ``norm_left`` and ``norm_right``.
 NORM_RANGE = (-1.0, 1.0)
-
-def resolve_kernel(kernel: str, device: torch.device) -> str:
-    """Map ``"auto"`` to the measured default kernel of ``device``; validate other names."""
-    if kernel == "auto":
-        return AUTO_KERNEL.get(device.type, "sparse_mm")
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be 'auto' or one of {KERNELS}. Got {kernel!r} instead.")
-    return kernel
-
-
-class Graph:
-    """A symmetric CSR adjacency prepared for repeated products.
-
-    Args:
-        adj: (N, N) symmetric sparse CSR tensor (e.g. from :func:`normalized_adjacency`),
-            already in the node order ``order`` describes.
-        order: optional (N,) int64: ``order[k]`` is the node computed at position ``k``.
-            :func:`propagate` maps inputs and outputs, so callers see the original order.
-    """
-
-    def __init__(self, adj: torch.Tensor, order: Optional[torch.Tensor] = None) -> None:
-        self.adj = check_adjacency(adj)
-        self.order = order
-        self.inverse = None
-        if order is not None:
-            if order.shape != (adj.shape[0],):
-                raise ValueError(f"order must have shape ({adj.shape[0]},). Got {order.shape}.")
-            self.order = order.to(device=adj.device, dtype=torch.int64)
-            self.inverse = torch.empty_like(self.order)
-            self.inverse[self.order] = torch.arange(self.order.numel(), device=adj.device)
-        self._csr = {adj.dtype: adj}  # the adjacency with values in each compute dtype
-        self._split: dict[tuple, Optional[int]] = {}  # CPU: measured row split per setting
-        self._scalings: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # LightGCN++
-        self._local = threading.local()  # per-thread scratch buffers, reused call after call
-
-    @classmethod
-    def wrap(cls, adj: Union[Graph, torch.Tensor]) -> Graph:
-        return adj if isinstance(adj, Graph) else cls(adj)
-
-    @property
-    def num_nodes(self) -> int:
-        return self.adj.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.adj.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.adj.dtype
-
-    def scratch(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        """A buffer private to this graph and thread, reused across calls (never returned
-        to callers): fresh (N, d) allocations are page-faulted in anew on every call."""
-        buffers = self._local.__dict__.setdefault("buffers", {})
-        key = (name, tuple(shape), dtype)
-        if key not in buffers:
-            buffers[key] = torch.empty(shape, dtype=dtype, device=self.device)
-        return buffers[key]
-
-    def csr(self, dtype: torch.dtype) -> torch.Tensor:
-        """The adjacency with its values in ``dtype`` (cached)."""
-        if dtype not in self._csr:
-            a = self.adj
-            self._csr[dtype] = torch.sparse_csr_tensor(
-                a.crow_indices(), a.col_indices(), a.values().to(dtype), size=a.shape,
-                check_invariants=False,
-            )  # fmt: skip
-        return self._csr[dtype]
-
-    def scalings(
-        self, norm_left: float, norm_right: float, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""(N, 1) ``l`` and ``r`` with :math:`D^{-a} A D^{-b} = \mathrm{diag}(l)\, S\,
-        \mathrm{diag}(r)`: :math:`l = d^{1/2-a}`, :math:`r = d^{1/2-b}` (cached).
-
-        ``d`` is each row's stored entries (:func:`adjacency_degrees`), in the computing
-        order; an isolated node gets 1 (:func:`degree_scaling`).
-        """
-        key = (float(norm_left), float(norm_right), dtype)
-        if key not in self._scalings:
-            deg = adjacency_degrees(self.adj)  # (N,)
-            left = degree_scaling(deg, 0.5 - key[0], dtype)[:, None]  # (N, 1)
-            right = degree_scaling(deg, 0.5 - key[1], dtype)[:, None]  # (N, 1)
-            self._scalings[key] = (left, right)
-        return self._scalings[key]
-
-    def matmul(
-        self, x: torch.Tensor, kernel: str = "auto", out: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """``adj @ x`` in ``x``'s dtype and node order (two-block results go into ``out``)."""
-        kernel = resolve_kernel(kernel, x.device)
-        adj = self.csr(x.dtype)
-        if adj._nnz() == 0 or x.numel() == 0:  # embedding_bag rejects zero-width rows
-            return torch.zeros_like(x)
-        if kernel == "sparse_mm":
-            return torch.sparse.mm(adj, x)
-        crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-        mid = self._split_row(crow, x) if x.device.type == "cpu" else None
-        if mid is None:
-            return _bag(crow, col, val, x)
-        # embedding_bag's CPU threads split rows evenly by count; the two blocks of a
-        # bipartite graph have equal nnz but very different row degrees, so one call can
-        # leave a thread idle. Two calls on halves of equal nnz compute the same sums.
-        # (The `.out` overload of embedding_bag computes into a temporary and copies, so the
-        # halves are concatenated instead.)
-        lo = int(crow[mid])
-        top = _bag(crow[: mid + 1], col[:lo], val[:lo], x)
-        bottom = _bag(crow[mid:] - lo, col[lo:], val[lo:], x)
-        return torch.cat([top, bottom], out=out) if out is not None else torch.cat([top, bottom])
-
-    def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[int]:
-        """The row to split at (two calls), or None (one call): timed once per setting.
-
-        The choice is also kept on the adjacency tensor itself, so that another Graph of
-        the same tensor reuses it: ``propagate(adj, ...)`` on a bare tensor wraps it in a
-        new Graph on every call, and timing both kernels again made each such call several
-        times slower than the products themselves (benchmarks/README.md).
-        """
-        threads = torch.get_num_threads()
-        nnz = int(crow[-1])
-        if threads < 2 or nnz < SPLIT_MIN_NNZ:
-            return None
-        key = (threads, x.dtype, x.shape[1])
-        if key not in self._split:
-            measured = self.adj.__dict__.setdefault("_lightgcn_split_row", {})
-            if key in measured:
-                self._split[key] = measured[key]
-                return self._split[key]
-            mid = int(torch.searchsorted(crow, torch.tensor(nnz // 2, dtype=crow.dtype)))
-            if mid <= 0 or mid >= crow.numel() - 1:
-                self._split[key] = None
-            else:
-                self._split[key] = None  # one call while timing it
-                one = _median_time(lambda: self.matmul(x))
-                self._split[key] = mid
-                two = _median_time(lambda: self.matmul(x))
-                self._split[key] = mid if two < one else None
-            measured[key] = self._split[key]
-        return self._split[key]
-
-
-def _median_time(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _bag(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor):
-    """Rows ``crow``'s bags of ``x``: ``out[r] = sum_j val[j] x[col[j]]`` for j in row r."""
-    return F.embedding_bag(
-        col, x, crow, mode="sum", per_sample_weights=val, include_last_offset=True
-    )
-
-
-def spmm(
-    adj: Union[Graph, torch.Tensor], x: torch.Tensor, kernel: str = "auto"
-) -> torch.Tensor:
-    """One sparse-dense product ``adj @ x`` with the chosen kernel (no autograd through it).
-
-    Args:
-        adj: (N, N) sparse CSR tensor or a :class:`Graph` (in its computing order).
-        x: (N, d) dense tensor of the same device, any floating dtype.
-        kernel: ``"auto"``, ``"embedding_bag"`` or ``"sparse_mm"``.
-
-    Returns:
-        (N, d) dense tensor.
-    """
-    return Graph.wrap(adj).matmul(x, kernel)
 
 
 def _propagate_forward(

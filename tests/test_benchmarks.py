@@ -315,6 +315,15 @@ def test_train_uses_the_shipped_split_and_skips_missing_data(tmp_path):
     assert (entry["split"], entry["train"], entry["valid"], entry["test"]) == ("given", 180, 0, 60)
     assert data["quality"] == []  # no validation part: no quality run
     assert any("nowhere" in note and "skipped" in note for note in data["notes"])
+    # --protocol paper adds the metric curve: test every --eval-every epochs, best kept.
+    args = ["--dataset", str(folder), *TINY_TRAIN, "--protocol", "paper", "--eval-every", "1",
+            "--json", str(out)]  # fmt: skip
+    text, data = invoke(bench_train.main, args)
+    assert "Metric curve every 1 epochs (paper protocol" in text
+    (c,) = data["curves"]
+    assert c["protocol"] == "paper" and [q["epoch"] for q in c["points"]] == [1, 2]
+    best = max(c["points"], key=lambda q: q["recall@20"])
+    assert c["test"]["recall@20"] == pytest.approx(best["recall@20"])
 
 
 def test_compare_recbole_writes_nothing_to_the_working_directory(tmp_path, tiny_csv, monkeypatch):

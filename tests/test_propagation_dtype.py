@@ -1,6 +1,6 @@
 r"""Ways of computing the same propagation: narrow rows (bfloat16, float16) within a derived
 bound of float64, node orders equal to the built order up to rounding, and the CPU row
-blocks that :class:`~lightgcn_sparse.propagation.Graph` chooses between bit-identical.
+blocks that :class:`~lightgcn_sparse.graph.Graph` chooses between bit-identical.
 
 Error bound of narrow rows (:func:`narrow_bound`), in the Frobenius norm over all (N, d)
 entries. Let ``u = eps_n / 2`` be the unit roundoff of the narrow dtype ``n`` (the products'
@@ -59,7 +59,7 @@ from strategies import (
     layer_alphas,
 )
 
-from lightgcn_sparse import propagation
+from lightgcn_sparse import graph as propagation  # Graph, its kernels and split
 from lightgcn_sparse.adjacency import (
     NODE_ORDERS,
     node_order,
