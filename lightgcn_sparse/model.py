@@ -366,8 +366,12 @@ class LightGCN(FactorRecommender):
         model.dataset = str(data.get("dataset", ""))
         summary = summary_field(data, path)
         model.best_epoch_ = int(summary.get("best_epoch", 0) or 0)
-        model.history_ = list(summary.get("history", []))
-        model.timings_ = list(summary.get("timings", []))
+        history = list(summary.get("history", []))
+        # version 0.1 kept each epoch's seconds in its history record ("time")
+        model.history_ = [{k: v for k, v in r.items() if k != "time"} for r in history]
+        model.timings_ = list(summary.get("timings", [])) or [
+            {"epoch": r.get("epoch"), "seconds": r["time"]} for r in history if "time" in r
+        ]
         return model
 
     def _default_ks(self) -> tuple[int, ...]:

@@ -184,3 +184,25 @@ def test_progress_redraws_in_place_on_a_terminal():
     summary = text.split("\r")[2]
     assert summary.startswith("epoch 1/2  loss 0.5000  0.25s") and summary.endswith("\n")
     assert len(summary.rstrip("\n")) >= len(text.split("\r")[1])
+
+
+@pytest.mark.parametrize("order", ["degree", "rcm", "balanced"])
+def test_a_node_order_is_invisible_outside(planted, tmp_path, order):
+    """The same parameters give the same factors (up to float rounding), recommendations and
+    saved arrays in raw ids whatever order the products run in; and a model trained in
+    another order trains (the parameters stay in raw order)."""
+    model = LightGCN(**small_config(epochs=3)).fit(planted.train, show_progress=False)
+    reordered = LightGCN.load(model.save(tmp_path / "a.npz"))
+    reordered.config = reordered.config.replace(node_order=order)
+    reordered._build_graph(reordered.trained_interactions_)
+    assert reordered.graph_.order is not None
+    np.testing.assert_allclose(reordered.user_factors, model.user_factors, rtol=1e-5, atol=1e-6)
+    users = np.arange(planted.train.shape[0])
+    np.testing.assert_array_equal(reordered.recommend(users, N=5)[0], model.recommend(users, N=5)[0])
+    a, b = np.load(tmp_path / "a.npz"), np.load(reordered.save(tmp_path / "b.npz"))
+    for key in ("embedding", "user_ids", "item_ids", "train_indptr", "train_indices"):
+        np.testing.assert_array_equal(a[key], b[key])
+    trained = LightGCN(**small_config(epochs=3, node_order=order)).fit(planted.train,
+                                                                      show_progress=False)
+    assert trained.graph_.order is not None
+    assert np.mean(trained.recommend(users, N=5)[0] == model.recommend(users, N=5)[0]) > 0.5
