@@ -20,7 +20,13 @@ import torch
 
 from ._checks import as_index_tensor
 from .idmap import IdMap
-from .user_items import UserItemIndex, as_user_items, user_items_from_csr, user_items_from_pairs
+from .user_items import (
+    ITEM_ROWS,
+    UserItemIndex,
+    as_user_items,
+    user_items_from_csr,
+    user_items_from_pairs,
+)
 
 UserItemsLike = Union[sp.spmatrix, UserItemIndex]
 
@@ -159,7 +165,7 @@ class Catalogue:
         if ids.numel() and int(torch.unique(ids).numel()) != ids.numel():
             raise ValueError("itemids must not repeat an id.")
         emb = self._fold_in_items_checked(item_users, ids.numel()) if ids.numel() else None
-        users = as_user_items(item_users, ids.numel(), self.device, "item_users")
+        users = as_user_items(item_users, ids.numel(), self.device, "item_users", ITEM_ROWS)
         new_total = max(self.num_items_, int(ids.max()) + 1 if ids.numel() else 0)
         self._grow_items(new_total)
         for j, i in enumerate(ids.tolist()):

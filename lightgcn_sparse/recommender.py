@@ -36,7 +36,7 @@ import torch
 from ._checks import as_index_tensor, check_int
 from .catalogue import Catalogue, NotFittedError, UserItemsLike, _with_extra
 from .metrics import evaluate_ranking, topk_scores
-from .user_items import UserItemIndex, as_user_items
+from .user_items import ITEM_ROWS, UserItemIndex, as_user_items
 
 __all__ = ["FactorRecommender", "NotFittedError", "UserItemsLike"]
 
@@ -213,7 +213,7 @@ class FactorRecommender(Catalogue, abc.ABC):
         return emb[0] if single else emb
 
     def _fold_in_items_checked(self, item_users: UserItemsLike, m: int) -> torch.Tensor:
-        users = as_user_items(item_users, m, self.device, "item_users")
+        users = as_user_items(item_users, m, self.device, "item_users", ITEM_ROWS)
         if users.num_items != self.num_users_:
             raise ValueError(
                 f"item_users must have {self.num_users_} columns (users). Got {users.num_items}."
@@ -288,5 +288,3 @@ def _as_result(ids: torch.Tensor, scores: torch.Tensor, single: bool):
         keep = np.isfinite(scores[0])
         return ids[0][keep], scores[0][keep]
     return ids, scores
-
-

@@ -148,18 +148,24 @@ def user_items_from_csr(
     )
 
 
+#: How an item-major matrix's rows are named in shape errors (``item_users`` of the fold-ins).
+ITEM_ROWS = "items: row j holds the users of item j, an (m, U) matrix"
+
+
 def as_user_items(
     data: Union[sp.spmatrix, UserItemIndex],
     num_users: int | None = None,
     device: Union[str, torch.device, None] = None,
     name: str = "user_items",
+    rows: str = "users",
 ) -> UserItemIndex:
-    """Accept a scipy matrix or :class:`UserItemIndex`; check its shape against ``num_users``."""
+    """Accept a scipy matrix or :class:`UserItemIndex`; check its shape against ``num_users``
+    (its number of rows, which hold ``rows``: users, or items for an item-major matrix)."""
     ui = data.to(check_device(device)) if isinstance(data, UserItemIndex) else None
     if ui is None:
         ui = user_items_from_csr(data, device, name)
     if num_users is not None and ui.num_users != num_users:
-        raise ValueError(f"{name} must have {num_users} rows (users). Got {ui.num_users}.")
+        raise ValueError(f"{name} must have {num_users} rows ({rows}). Got {ui.num_users}.")
     return ui
 
 

@@ -110,6 +110,10 @@ def test_partial_fit_items_and_recalculate_item(fitted, tmp_path):
     assert items not in model.recommend(0, N=items)[0].tolist()
     with pytest.raises(ValueError, match="item_users has an item with no users"):
         model.recalculate_item(0, sp.csr_matrix((1, model.num_users)))
+    # A users x items column (the transposed orientation) is named as such, rows are items.
+    column = sp.csr_matrix(np.ones((model.num_users, 1)))
+    with pytest.raises(ValueError, match=r"item_users must have 1 rows \(items: row j holds"):
+        model.partial_fit_items([items + 1], column)
 
 
 def test_id_map_types_and_messages():
