@@ -147,6 +147,35 @@ class Graph:
         bottom = _bag(crow[mid:] - lo, col[lo:], val[lo:], x)
         return torch.cat([top, bottom], out=out) if out is not None else torch.cat([top, bottom])
 
+    def rows_matmul(
+        self, x: torch.Tensor, rows: torch.Tensor, kernel: str = "auto"
+    ) -> torch.Tensor:
+        """``(adj @ x)[rows]``, computing only those rows: (R, d) in ``x``'s dtype.
+
+        ``rows`` (R,) int64 positions in the computing order. The rows' stored entries are
+        gathered into a CSR of R rows, whose products sum each row in the same order as
+        :meth:`matmul` (the same values, bit for bit, with the same kernel). Costs one
+        host sync for the number of entries (a data-dependent size).
+        """
+        kernel = resolve_kernel(kernel, x.device)
+        adj = self.csr(x.dtype)
+        crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+        starts = crow[rows]  # (R,)
+        lengths = crow[rows + 1] - starts
+        offsets = torch.zeros(rows.numel() + 1, dtype=crow.dtype, device=x.device)
+        torch.cumsum(lengths, 0, dtype=crow.dtype, out=offsets[1:])
+        total = int(offsets[-1])
+        if total == 0 or x.numel() == 0:  # embedding_bag rejects zero-width rows
+            return x.new_zeros((rows.numel(), x.shape[1]))
+        entries = torch.arange(total, dtype=crow.dtype, device=x.device)
+        entries += torch.repeat_interleave(starts - offsets[:-1], lengths, output_size=total)
+        sub_col, sub_val = col[entries], val[entries]
+        if kernel == "sparse_mm":
+            sub = torch.sparse_csr_tensor(offsets, sub_col, sub_val, check_invariants=False,
+                                          size=(rows.numel(), adj.shape[1]))  # fmt: skip
+            return torch.sparse.mm(sub, x)
+        return _bag(offsets, sub_col, sub_val, x)
+
     def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[int]:
         """The row to split at (two calls), or None (one call): timed once per setting.
 

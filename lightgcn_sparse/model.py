@@ -62,7 +62,7 @@ from .persistence import (
     summary_array,
     summary_field,
 )
-from .propagation import DTYPES, Graph, layer_weights, propagate
+from .propagation import DTYPES, Graph, layer_weights, propagate, propagate_rows
 from .recommender import FactorRecommender
 from .user_items import UserItemIndex
 
@@ -164,15 +164,28 @@ class LightGCN(FactorRecommender):
             users, pos, neg: (B,) user and item indices.
             weight: optional (B,) 0/1 mask of the triples that count (see :func:`bpr_loss`).
         """
-        x0 = self.embedding_
-        out = self.propagate(x0)  # (N, d)
+        x0, cfg = self.embedding_, self.config
         rows = torch.cat([users, pos + self.trained_users_, neg + self.trained_users_])  # (3B,)
-        # F.embedding, not out[rows]: the backward of advanced indexing is a parallel
-        # index_put_(accumulate=True), whose float sums change order from run to run on CPU;
-        # embedding's backward gives each thread its own output rows and is reproducible.
-        eu, ep, en = F.embedding(rows, out).chunk(3)  # (B, d) each
-        layer0 = F.embedding(rows, x0).chunk(3)
-        return bpr_loss(eu, ep, en, layer0, self.config.reg, weight)
+        if self._batch_rows_only():
+            out, layer0 = propagate_rows(self.graph_, x0, rows, cfg.num_layers, cfg.alpha,
+                                         kernel=cfg.kernel,
+                                         dtype=DTYPES[cfg.propagation_dtype])  # fmt: skip
+        else:
+            # F.embedding, not x[rows]: the backward of advanced indexing is a parallel
+            # index_put_(accumulate=True), whose float sums change order from run to run on
+            # CPU; embedding's backward gives each thread its own output rows: reproducible.
+            out, layer0 = F.embedding(rows, self.propagate(x0)), F.embedding(rows, x0)
+        eu, ep, en = out.chunk(3)  # (B, d) each
+        return bpr_loss(eu, ep, en, layer0.chunk(3), cfg.reg, weight)
+
+    def _batch_rows_only(self) -> bool:
+        """Whether a step propagates only what the batch's rows need
+        (:func:`~lightgcn_sparse.propagation.propagate_rows`): on CPU, for plain LightGCN.
+        On CUDA the step keeps the full propagation: the rows' count is data-dependent
+        (a host sync per step, and no fixed shapes for a CUDA graph)."""
+        cfg = self.config
+        plain = (cfg.norm_left, cfg.norm_right, cfg.layer_norm) == (0.5, 0.5, False)
+        return plain and self.device.type == "cpu"
 
     def parameters_changed(self) -> None:
         """Forget the cached propagation (call after the parameters were updated)."""

@@ -207,3 +207,39 @@ def test_a_node_order_is_invisible_outside(planted, tmp_path, order):
                                                                       show_progress=False)
     assert trained.graph_.order is not None
     assert np.mean(trained.recommend(users, N=5)[0] == model.recommend(users, N=5)[0]) > 0.5
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cpu_steps_propagate_only_the_batch_rows_and_train_as_the_full_propagation(
+    planted, monkeypatch, dtype
+):
+    """On CPU a step runs :func:`propagate_rows`; its losses and embeddings follow the full
+    propagation's up to float rounding. (In bfloat16 the Horner backward rounds otherwise,
+    and Adam turns a gradient's last bits into whole steps on rarely updated rows: the
+    losses are compared there.)"""
+    from lightgcn_sparse import model as model_module
+
+    calls = []
+    real = model_module.propagate_rows
+    monkeypatch.setattr(model_module, "propagate_rows",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
+    cfg = small_config(epochs=3, propagation_dtype=dtype)
+    rows = LightGCN(**cfg).fit(planted.train, show_progress=False)
+    assert calls, "the CPU step did not take the batch-rows path"
+    monkeypatch.setattr(LightGCN, "_batch_rows_only", lambda self: False)
+    calls.clear()
+    full = LightGCN(**cfg).fit(planted.train, show_progress=False)
+    assert not calls
+    tol = 1e-5 if dtype == "float32" else 1e-2
+    np.testing.assert_allclose([r["loss"] for r in rows.history_],
+                               [r["loss"] for r in full.history_], rtol=tol)  # fmt: skip
+    if dtype == "float32":
+        torch.testing.assert_close(rows.embedding_, full.embedding_, rtol=0, atol=tol)
+
+
+def test_lightgcnpp_steps_keep_the_full_propagation(planted):
+    model = LightGCN(**small_config(epochs=1, norm_left=0.6, norm_right=-0.1))
+    model.fit(planted.train, show_progress=False)
+    assert not model._batch_rows_only()
+    plain = LightGCN(**small_config(epochs=1)).fit(planted.train, show_progress=False)
+    assert plain._batch_rows_only()

@@ -23,7 +23,13 @@ from strategies import (
 )
 
 from lightgcn_sparse.adjacency import normalized_adjacency
-from lightgcn_sparse.propagation import layer_weights, propagate, resolve_kernel, spmm
+from lightgcn_sparse.propagation import (
+    layer_weights,
+    propagate,
+    propagate_rows,
+    resolve_kernel,
+    spmm,
+)
 
 
 def build(g: Graph, device="cpu", dtype=torch.float32, index_dtype=None) -> torch.Tensor:
@@ -167,6 +173,48 @@ def test_grad_and_no_grad_paths_agree(device, case):
     tol = tolerance(dtype, num_layers, weights, x, max_degree(g))
     torch.testing.assert_close(under_no_grad, plain, rtol=0, atol=2 * tol)
     assert torch.equal(x0, torch.from_numpy(x).to(device)), "x0 was modified in place"
+
+
+@given(case=propagation_cases(), data=st.data())
+def test_propagate_rows_equals_propagate_at_the_rows_and_its_gradient_the_dense_one(
+    device, case, data
+):
+    """The training step's path: values bit for bit those of :func:`propagate` at the rows
+    (the same sums in the same order), gradient the dense float64 one."""
+    g, dtype, num_layers, alpha, x, kernel, index_dtype = case
+    if g.n == 0:
+        return
+    rows = np.array(data.draw(st.lists(st.integers(0, g.n - 1), max_size=2 * g.n), label="rows"),
+                    dtype=np.int64)  # fmt: skip
+    adj = build(g, device, dtype, index_dtype)
+    x0 = torch.from_numpy(x).to(device).requires_grad_(True)
+    at = torch.from_numpy(rows).to(device)
+    final, layer0 = propagate_rows(adj, x0, at, num_layers, alpha, kernel=kernel)
+    assert final.shape == layer0.shape == (len(rows), x.shape[1]) and final.dtype == dtype
+    full = propagate(adj, x0.detach(), num_layers, alpha, kernel=kernel)
+    assert torch.equal(final.detach(), full[at]) and torch.equal(layer0.detach(), x0.detach()[at])
+
+    gen = torch.Generator().manual_seed(len(rows))
+    w, w0 = torch.randn((2, len(rows), x.shape[1]), generator=gen, dtype=torch.float64)
+    ((final * w.to(device, dtype)).sum() + (layer0 * w0.to(device, dtype)).sum()).backward()
+    weights = layer_weights(num_layers, alpha)
+    a_hat = dense_normalized_adjacency(g)
+    g_dense, g0 = np.zeros_like(x, dtype=np.float64), np.zeros_like(x, dtype=np.float64)
+    np.add.at(g_dense, rows, w.to(dtype).double().numpy())
+    np.add.at(g0, rows, w0.to(dtype).double().numpy())
+    expected = dense_propagate(a_hat, g_dense, weights) + g0  # A symmetric: P^T = P
+    tol = tolerance(dtype, num_layers, weights, g_dense, max_degree(g))
+    tol += 4 * torch.finfo(dtype).eps * float(np.linalg.norm(g0 + weights[0] * g_dense))
+    note(f"tol={tol:.3g}")
+    np.testing.assert_allclose(x0.grad.cpu().double().numpy(), expected, rtol=0, atol=tol)
+
+
+def test_propagate_rows_rejects_bad_rows(adj5):
+    x0 = torch.zeros(5, 2)
+    with pytest.raises(TypeError, match="rows must be a 1-D int64 tensor"):
+        propagate_rows(adj5, x0, torch.tensor([0.5]), 2)
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, 5\)"):
+        propagate_rows(adj5, x0, torch.tensor([5]), 2)
 
 
 @given(g=bipartite_graphs(), kernel=st.sampled_from(KERNELS), dtype=st.sampled_from(FLOAT_DTYPES))

@@ -31,6 +31,15 @@ where ``tau_w`` is the wide dtype's smallest normal (weights that underflow in `
 them amplified. The gradient is the same propagation of the incoming gradient, so the same
 bound holds with ``||G||`` for ``||x0||``.
 
+The training step's :func:`propagate_rows` computes the forward values of
+:func:`propagate` at its rows (the same sums in the same order: equal bit for bit), and its
+backward by Horner's rule, :math:`A(\alpha_1 G + A(\alpha_2 G + \dots A(\alpha_K G)))`,
+rounding each partial sum :math:`t_k = \sum_{j \ge k} \alpha_j A^{j-k} G` to the narrow
+dtype twice (after the product, after adding the rows). With
+:math:`||t_k|| \le \sum_{j \ge k} \alpha_j ||G||` that is at most
+:math:`2u \sum_j j \alpha_j ||G||` against the :math:`u \sum_k (k + 1) \alpha_k ||G||` of
+the bound above: the gradient stays within twice the bound.
+
 Node orders: a permuted graph sums each row's entries in another order, so results agree
 with the built order up to float rounding of the sums (:func:`rounding_bound`).
 
@@ -67,7 +76,7 @@ from lightgcn_sparse.adjacency import (
     permute_adjacency,
 )
 from lightgcn_sparse.propagation import Graph as PreparedGraph
-from lightgcn_sparse.propagation import layer_weights, propagate
+from lightgcn_sparse.propagation import layer_weights, propagate, propagate_rows
 
 NARROW = (torch.bfloat16, torch.float16)
 
@@ -158,6 +167,32 @@ def test_narrow_rows_within_the_bound_forward_and_gradient(device, case):
         bound = narrow_bound(narrow, wide, weights, src, max_degree(g))
         note(f"error {err:.3g}, bound {bound:.3g}")
         assert err <= bound
+
+
+@given(case=narrow_cases(), data=st.data())
+def test_rows_path_with_narrow_rows_forward_exact_gradient_within_twice_the_bound(
+    device, case, data
+):
+    g, wide, narrow, num_layers, alpha, x, seed = case
+    assume(g.n > 0)
+    rows = data.draw(st.lists(st.integers(0, g.n - 1), max_size=2 * g.n), label="rows")
+    at = torch.tensor(rows, dtype=torch.int64, device=device)
+    adj = build(g, device, wide)
+    weights = layer_weights(num_layers, alpha)
+    x0 = torch.from_numpy(x).to(device).requires_grad_(True)
+    final, _ = propagate_rows(adj, x0, at, num_layers, alpha, dtype=narrow)
+    assert torch.equal(final.detach(), propagate(adj, x0.detach(), num_layers, alpha,
+                                                 dtype=narrow)[at])  # fmt: skip
+    w = torch.randn(final.shape, generator=torch.Generator().manual_seed(seed),
+                    dtype=torch.float64)  # fmt: skip
+    (final * w.to(device=device, dtype=wide)).sum().backward()
+    g_dense = np.zeros(x.shape, dtype=np.float64)
+    np.add.at(g_dense, np.array(rows, dtype=np.int64), w.to(wide).double().numpy())
+    ref = dense_propagate(dense_normalized_adjacency(g), g_dense, weights)
+    err = float(np.linalg.norm(x0.grad.cpu().double().numpy() - ref))
+    bound = 2 * narrow_bound(narrow, wide, weights, g_dense, max_degree(g))
+    note(f"error {err:.3g}, bound {bound:.3g}")
+    assert err <= bound
 
 
 def test_narrow_rows_bound_is_tight_enough_to_fail():
