@@ -12,8 +12,9 @@ Per dataset, device and lever (each --propagation-dtype x each --node-order):
    steps per second from it;
 2. the share of a step spent in propagation: one torch.profiler profile of
    ``--profile-steps`` steps (after 3 unprofiled ones, in a separate one-epoch fit): time
-   inside the propagation autograd function, forward (``_SymmetricPropagate``) plus
-   backward (``_SymmetricPropagateBackward``), over the wall time of those steps;
+   inside the propagation autograd function, forward plus backward (``_PropagateRows``,
+   the batch-rows propagation of CPU steps, or ``_SymmetricPropagate``), over the wall
+   time of those steps;
 3. step / propagation: the step time of 1. over one full propagation forward+backward
    timed apart (Timer.blocked_autorange) on the same prepared graph.
 
@@ -71,7 +72,10 @@ from . import hardware, report, timing
 from .options import min_run_time_option, run_options
 
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "map@10")
-PROPAGATION_EVENTS = ("_SymmetricPropagate", "_SymmetricPropagateBackward")
+#: The propagation's autograd functions: the full one (CUDA steps, LightGCN++) and the
+#: batch-rows one of CPU steps (propagation.propagate_rows).
+PROPAGATION_EVENTS = ("_SymmetricPropagate", "_SymmetricPropagateBackward", "_PropagateRows",
+                      "_PropagateRowsBackward")  # fmt: skip
 WARMUP_STEPS = 3  # unprofiled steps before the profile (split timing, Adam state, page faults)
 
 
@@ -296,6 +300,8 @@ def curve(name: str, data: Interactions, cfg: Config, protocol: str) -> tuple[di
 
 
 # ------------------------------------------------------------------------------ CLI
+#: Protocols with one training run to draw a curve of ("refit" trains twice).
+CURVE_PROTOCOLS = tuple(p for p in PROTOCOLS if p != "refit")
 TIMING_HEADER = ["dataset", "device", "dtype", "node order", "s/epoch", "steps/epoch",
                  "steps/s", "step", "propagation fwd+bwd", "step / propagation",
                  "propagation share (profile)"]  # fmt: skip
@@ -332,10 +338,11 @@ def timing_row(name: str, dev: torch.device, r: dict[str, Any]) -> list[str]:
 @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True,
               help="Epochs of the quality run (early stopping may end it sooner).")
 @click.option("--compare-recbole", is_flag=True, help="Also run RecBole's LightGCN.")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
+@click.option("--protocol", type=click.Choice(CURVE_PROTOCOLS), default=None,
               help="Also train each dataset for --epochs under this protocol and print the "
               "metric curve (epoch, seconds, Recall@20, NDCG@20) every --eval-every epochs: "
-              "'paper' evaluates test and keeps its best point, 'honest' validation.")
+              "'paper' evaluates test and keeps its best point, 'honest' validation (for "
+              "'refit', train with the CLI: its curve is the honest one).")
 @click.option("--eval-every", type=click.IntRange(1), default=10, show_default=True,
               help="Epochs between the points of the --protocol curve.")
 @click.option("--sampling", type=click.Choice(SAMPLING), default=None,

@@ -140,9 +140,11 @@ def data_options(recorded: bool = False) -> Callable:
                      help="With --split given and no valid.txt: the share of each user's "
                      f"training interactions held out for validation.{shown(d.valid_fraction)}"),
         click.option("--protocol", type=click.Choice(PROTOCOLS), default=default(d.protocol),
-                     help="honest: validation picks the epoch, test is reported once. paper: "
-                     "train on all of train, report the best test point (as the LightGCN "
-                     f"paper does).{shown(d.protocol)}"),
+                     help="honest: validation picks the epoch, test is reported once. refit: "
+                     "validation picks the number of epochs, then a fresh model trains on "
+                     "train + valid for that many, test once. paper: train on all of train, "
+                     "report the best test point (as the LightGCN paper does)."
+                     f"{shown(d.protocol)}"),
         click.option("--no-download", is_flag=True, help="Never download the dataset."),
     )  # fmt: skip
 

@@ -2,12 +2,16 @@
 
 This is the public API the CLI is a thin layer over; everything here is usable from Python.
 
-Two evaluation protocols (:data:`PROTOCOLS`):
+Three evaluation protocols (:data:`PROTOCOLS`):
 
 * ``"honest"`` (the default): early stopping and the kept epoch are chosen on validation
   data (the split's valid part; for a benchmark folder without ``valid.txt``, a seeded
   ``valid_fraction`` of each user's training interactions); test is looked at once, at the
   end.
+* ``"refit"``: honest too, with nothing held out of the final model. Validation chooses
+  the number of epochs as under ``"honest"``; then a fresh model (same config and seed)
+  trains on train + valid for exactly that many epochs, and test is looked at once. The
+  choice is recorded in the model's ``config.extra["refit"]``.
 * ``"paper"``: what the LightGCN paper and its reference code report. The model trains on
   all of train (validation interactions folded back in), test is evaluated every
   ``eval_every`` epochs and the best test point is kept and reported. The test data choose
@@ -17,6 +21,7 @@ Two evaluation protocols (:data:`PROTOCOLS`):
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -33,7 +38,9 @@ from .persistence import fingerprint
 from .recommender import FactorRecommender
 from .user_items import user_items_from_csr
 
-PROTOCOLS = ("honest", "paper")
+PROTOCOLS = ("honest", "refit", "paper")
+#: Protocols whose reported model trains on train + valid.
+FOLDED = ("refit", "paper")
 #: DataSpec fields that decide the split: evaluation must use the recorded values.
 SPLIT_FIELDS = ("min_rating", "split", "split_seed", "valid_fraction", "protocol")
 
@@ -48,7 +55,7 @@ class DataSpec:
     split: Optional[str] = None  # a method of split_interactions; None: the data's default
     split_seed: int = 2020  # seed of the split (independent of the training seed)
     valid_fraction: float = 0.1  # split "given" without valid.txt: share of train held out
-    protocol: str = "honest"  # "honest" (validation picks the epoch) or "paper" (test does)
+    protocol: str = "honest"  # "honest"/"refit" (validation picks the epoch), "paper" (test)
 
     def __post_init__(self) -> None:
         check_choice("protocol", self.protocol, PROTOCOLS)
@@ -71,6 +78,11 @@ class DataSpec:
         else:
             split = split_interactions(data, method, seed=self.split_seed)
         return fold_validation_into_train(split) if paper else split
+
+    def final_split(self, split: Split) -> Split:
+        """The parts the reported model trains on: valid folded into train where the
+        protocol says so (``"refit"``, ``"paper"``)."""
+        return fold_validation_into_train(split) if self.protocol in FOLDED else split
 
     def resolved(self, data: InteractionTable) -> DataSpec:
         """This spec with the split method the data defaults to written out."""
@@ -100,30 +112,87 @@ def train(
 ) -> tuple[LightGCN, InteractionTable, Split]:
     """Load and split ``spec``'s data and fit LightGCN under ``spec.protocol``.
 
-    Honest protocol: early stopping on the validation part. Paper protocol: the test part
-    is evaluated every ``config.eval_every`` epochs and its best point kept (no early stop
-    unless ``config.patience`` is set). ``data`` reuses an already loaded
-    ``(table, split)``; ``strategy`` is passed to :meth:`LightGCN.fit`.
+    Honest protocol: early stopping on the validation part. Refit: the same, then a fresh
+    model on train + valid for the epochs validation chose (one checkpoint file serves both
+    phases: resuming a refit-phase checkpoint skips the choice). Paper protocol: the test
+    part is evaluated every ``config.eval_every`` epochs and its best point kept (no early
+    stop unless ``config.patience`` is set). ``data`` reuses an already loaded
+    ``(table, split)``; ``strategy`` is passed to :meth:`LightGCN.fit`. Returns the model,
+    the data and the split the model was trained on.
     """
     table, split = data if data is not None else spec.load()
     spec = spec.resolved(table)
     config = config.replace(extra={**config.extra, "data": spec.to_dict()})
-    model = LightGCN(config)
-    model.dataset = table.name or str(spec.dataset)
-    watched = split.test if spec.protocol == "paper" else split.valid
-    model.fit(
-        split.train.to_csr(),
-        watched.to_csr() if watched.num_interactions else None,
+    fit = dict(
         show_progress=show_progress,
         checkpoint_path=checkpoint_path,
         checkpoint_every=checkpoint_every,
-        resume=resume,
         strategy=strategy,
         user_ids=table.user_ids,
         item_ids=table.item_ids,
         callback=callback,
     )
+    if spec.protocol == "refit":
+        config, resume = _choose_epochs(config, split, resume, fit)
+        split = spec.final_split(split)
+    watched = split.test if spec.protocol == "paper" else split.valid
+    model = LightGCN(config)
+    model.dataset = table.name or str(spec.dataset)
+    model.fit(
+        split.train.to_csr(),
+        watched.to_csr() if watched.num_interactions else None,
+        resume=resume,
+        **fit,
+    )
     return model, table, split
+
+
+def _choose_epochs(config: Config, split: Split, resume, fit: dict) -> tuple[Config, Any]:
+    """The refit protocol's first phase: ``config`` with ``epochs`` set to the count that
+    validation chose and ``extra["refit"]`` recording the choice, and the checkpoint the
+    refit phase resumes from (``None``: it starts afresh).
+
+    A ``resume`` checkpoint written in the refit phase already records the choice: nothing
+    is trained, and the refit phase resumes from it.
+    """
+    recorded = _recorded_choice(resume) if resume is not None else None
+    if recorded is not None:
+        choice = recorded
+    else:
+        if not split.valid.num_interactions:
+            raise InvalidValue(
+                "protocol",
+                "'refit' chooses the epochs on validation data, and this split has none "
+                "(give a --valid-fraction above 0, or use --protocol paper).",
+            )
+        chooser = LightGCN(config)
+        chooser.fit(split.train.to_csr(), split.valid.to_csr(), resume=resume, **fit)
+        metric = config.metric
+        curve = [[r["epoch"], r[metric]] for r in chooser.history_ if metric in r]
+        score = dict(curve).get(chooser.best_epoch_)
+        choice = {
+            "epochs": chooser.best_epoch_,
+            "metric": metric,
+            "validation_score": score,
+            "epochs_run": len(chooser.history_),
+            "validation_curve": curve,
+        }
+        if fit["show_progress"]:
+            print(
+                f"validation chose epoch {choice['epochs']} of {choice['epochs_run']} "
+                f"({metric} {score:.4f}); refitting on train + valid for that many epochs",
+                file=sys.stderr,
+            )
+    refit = config.replace(epochs=choice["epochs"], extra={**config.extra, "refit": choice})
+    return refit, resume if recorded is not None else None
+
+
+def _recorded_choice(path) -> Optional[dict[str, Any]]:
+    """The refit choice a checkpoint of the refit phase records (``None`` for another)."""
+    from .resume import read_config
+
+    extra = read_config(path).get("extra") or {}
+    return extra.get("refit")
 
 
 def seen_in_training(split: Split):
@@ -146,6 +215,13 @@ def protocol_note(spec: DataSpec, model: LightGCN) -> str:
     """One line saying how the reported epoch was chosen."""
     every = model.config.eval_every
     ran = len(model.history_)
+    choice = model.config.extra.get("refit")
+    if spec.protocol == "refit" and choice:
+        return (
+            f"test once, after refitting on train + valid for {choice['epochs']} epochs, the "
+            f"count validation chose ({choice['metric']} {choice['validation_score']:.4f}; "
+            f"{choice['epochs_run']} epochs run to choose it; refit protocol)"
+        )
     if spec.protocol == "paper":
         return (
             f"best test point along the run: epoch {model.best_epoch_} of {ran}, test every "
@@ -194,6 +270,7 @@ def load_model_and_data(
                 "would not be the model's test data (and could hold its training "
                 "interactions); omit these options to use the recorded ones."
             )
+    split = spec.final_split(split)  # the parts the model was trained and is evaluated on
     if fingerprint(user_items_from_csr(split.train.to_csr())) != model.fingerprint_:
         raise CheckpointError(
             f"{where} was not trained on the training part of this data: the interactions "

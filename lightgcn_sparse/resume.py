@@ -158,6 +158,16 @@ def read_training_state(
     return state, [torch.from_numpy(best).to(params[0].device)]
 
 
+def read_config(path: Any) -> dict[str, Any]:
+    """The config a checkpoint or saved model records, as a dict (``{}`` where the file
+    has none or cannot be read: loading it for real says what is wrong)."""
+    try:
+        raw = from_json_array(read_npz(path)["config"], path, "config")
+    except (CheckpointError, KeyError, OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
 def check_compatible(data: dict, path: Any, model: Any) -> None:
     """A resumed checkpoint must come from the same data and hyperparameters."""
     raw = from_json_array(data["config"], path, "config")

@@ -84,6 +84,26 @@ def test_evaluate_reproduces_the_training_metrics(trained, tmp_path):
         assert second[key] == pytest.approx(first[key], abs=1e-12)
 
 
+def test_refit_protocol_trains_twice_and_evaluates_as_trained(tmp_path, ml100k):
+    out = tmp_path / "refit"
+    args = [a if a != "--quiet" else "--eval-every" for a in TRAIN_ARGS] + ["1"]
+    result = run("train", *args, "--protocol", "refit", "--out", str(out))
+    assert "after refitting on train + valid for" in result.output
+    assert "refit protocol" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"] == "refit" and metrics["selected_on"] == "validation"
+    chosen = metrics["config"]["extra"]["refit"]["epochs"]
+    assert metrics["epochs_run"] == chosen == metrics["config"]["epochs"]
+    assert metrics["users"] == 943
+    again = run("evaluate", "--model", str(out / "model.npz"), "--metrics-json",
+                str(tmp_path / "again.json"))  # fmt: skip
+    assert "(refit protocol)" in again.output
+    second = json.loads((tmp_path / "again.json").read_text())
+    for key in ("recall@20", "ndcg@20"):
+        assert second[key] == pytest.approx(metrics[key], abs=1e-12)
+        assert second["baseline"][key] == pytest.approx(metrics["baseline"][key], abs=1e-12)
+
+
 def test_recommend_for_a_known_user(trained, ml100k):
     out, _, _ = trained
     result = run("recommend", "--model", str(out / "model.npz"), "--user", "196", "-k", "5")

@@ -64,3 +64,95 @@ def test_model_records_its_data_and_refuses_other_data(trained, tmp_path):
     )
     with pytest.raises(ValueError, match="trained on another dataset"):
         check_same_catalogue(model, other, tmp_path / "m.npz")
+
+
+# ---------------------------------------------------------------- the refit protocol
+def _small_data():
+    """A random 60 x 40 interaction table (every user with 8 items) and its random split."""
+    from lightgcn_sparse.data import Interactions
+
+    rng = np.random.default_rng(5)
+    users = np.repeat(np.arange(60), 8)
+    items = np.concatenate([rng.choice(40, 8, replace=False) for _ in range(60)])
+    table = Interactions(users, items, 60, 40, np.arange(60), np.arange(40))
+    return table, DataSpec("small", split="random", protocol="refit").split_of(table)
+
+
+REFIT_CFG = Config(embedding_dim=8, num_layers=2, batch_size=64, learning_rate=5e-2, epochs=14,
+                   eval_every=2, patience=2, seed=3, metric="recall@20", ks=(20,))  # fmt: skip
+
+
+def _embedding(model) -> np.ndarray:
+    return model.embedding_.detach().cpu().numpy().copy()
+
+
+def test_refit_trains_a_fresh_model_on_train_and_valid_for_the_epochs_validation_chose():
+    from lightgcn_sparse.data.splits import fold_validation_into_train
+    from lightgcn_sparse.model import LightGCN
+
+    table, split = _small_data()
+    assert split.valid.num_interactions > 0
+    honest, _, _ = train(DataSpec("small", split="random"), REFIT_CFG, show_progress=False,
+                         data=(table, split))  # fmt: skip
+    chosen = honest.best_epoch_
+    assert 0 < chosen < len(honest.history_)  # validation stopped it early: a real choice
+
+    refit, _, trained_on = train(DataSpec("small", split="random", protocol="refit"), REFIT_CFG,
+                                 show_progress=False, data=(table, split))  # fmt: skip
+    choice = refit.config.extra["refit"]
+    assert choice["epochs"] == chosen and choice["epochs_run"] == len(honest.history_)
+    assert choice["metric"] == "recall@20"
+    assert choice["validation_score"] == max(s for _, s in choice["validation_curve"])
+    assert len(refit.history_) == chosen == refit.config.epochs
+    folded = fold_validation_into_train(split)
+    both = split.train.num_interactions + split.valid.num_interactions
+    assert trained_on.train.num_interactions == both
+    assert trained_on.valid.num_interactions == 0
+
+    # exactly a fresh model trained on train + valid for the chosen epochs, nothing watched
+    same = LightGCN(REFIT_CFG.replace(epochs=chosen))
+    same.fit(folded.train.to_csr(), show_progress=False)
+    np.testing.assert_array_equal(_embedding(refit), _embedding(same))
+    assert not np.array_equal(_embedding(refit), _embedding(honest))
+
+
+class _Interrupt:
+    """A callback that raises KeyboardInterrupt at its ``at``-th epoch end (both phases)."""
+
+    def __init__(self, at: int):
+        self.at, self.seen = at, 0
+
+    def __call__(self, record: dict) -> None:
+        self.seen += 1
+        if self.seen == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("phase", ["choosing", "refitting"])
+def test_refit_resumes_from_a_checkpoint_of_either_phase(tmp_path, phase):
+    table, split = _small_data()
+    spec = DataSpec("small", split="random", protocol="refit")
+    whole, _, _ = train(spec, REFIT_CFG, show_progress=False, data=(table, split))
+    run_to_choose = whole.config.extra["refit"]["epochs_run"]
+    stop_at = 3 if phase == "choosing" else run_to_choose + 3
+    ckpt = tmp_path / "checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, REFIT_CFG, show_progress=False, data=(table, split), checkpoint_path=ckpt,
+              checkpoint_every=2, callback=_Interrupt(stop_at))  # fmt: skip
+    from lightgcn_sparse.resume import read_config
+
+    assert ("refit" in read_config(ckpt).get("extra", {})) == (phase == "refitting")
+    resumed, _, _ = train(spec, REFIT_CFG, show_progress=False, data=(table, split),
+                          checkpoint_path=ckpt, checkpoint_every=2, resume=ckpt)  # fmt: skip
+    np.testing.assert_array_equal(_embedding(resumed), _embedding(whole))
+    assert resumed.config.extra["refit"] == whole.config.extra["refit"]
+
+
+def test_refit_without_validation_data_is_refused():
+    from lightgcn_sparse._checks import InvalidValue
+    from lightgcn_sparse.data.splits import fold_validation_into_train
+
+    table, split = _small_data()
+    with pytest.raises(InvalidValue, match="'refit' chooses the epochs on validation data"):
+        train(DataSpec("small", split="random", protocol="refit"), REFIT_CFG,
+              show_progress=False, data=(table, fold_validation_into_train(split)))  # fmt: skip
