@@ -20,8 +20,9 @@ A training step needs the final embeddings of its batch's rows only:
 1..K-1 still feed the next product in full), and its backward, whose incoming gradient
 lives on those rows, runs Horner's rule :math:`A(\alpha_1 G + A(\alpha_2 G + \dots))`:
 the terms added between products are R rows, so the only (N, d) work is the K products.
-CPU steps use it (measured on Gowalla, batch 2048: a step 16 % faster in float32, 22 % in
-bfloat16; benchmarks/README.md).
+CPU steps use it when a batch's rows are at most a quarter of the nodes (Gowalla, batch
+2048: a step 16 % faster in float32, 22 % in bfloat16; see ``LightGCN._batch_rows_only``
+and benchmarks/README.md).
 
 LightGCN++ (Lee et al., RecSys 2024, https://doi.org/10.1145/3640457.3688176) is the same
 propagation with two options (``norm_left = norm_right = 1/2`` without ``layer_norm`` is

@@ -223,7 +223,7 @@ def test_cpu_steps_propagate_only_the_batch_rows_and_train_as_the_full_propagati
     real = model_module.propagate_rows
     monkeypatch.setattr(model_module, "propagate_rows",
                         lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
-    cfg = small_config(epochs=3, propagation_dtype=dtype)
+    cfg = small_config(epochs=3, propagation_dtype=dtype, batch_size=8)  # 3B <= N / 4
     rows = LightGCN(**cfg).fit(planted.train, show_progress=False)
     assert calls, "the CPU step did not take the batch-rows path"
     monkeypatch.setattr(LightGCN, "_batch_rows_only", lambda self: False)
@@ -237,9 +237,12 @@ def test_cpu_steps_propagate_only_the_batch_rows_and_train_as_the_full_propagati
         torch.testing.assert_close(rows.embedding_, full.embedding_, rtol=0, atol=tol)
 
 
-def test_lightgcnpp_steps_keep_the_full_propagation(planted):
-    model = LightGCN(**small_config(epochs=1, norm_left=0.6, norm_right=-0.1))
+def test_lightgcnpp_and_large_batches_keep_the_full_propagation(planted):
+    n = sum(planted.train.shape)  # 100 nodes: batches of up to 8 triples take the rows path
+    assert 4 * 3 * 8 <= n < 4 * 3 * 9
+    model = LightGCN(**small_config(epochs=1, batch_size=8, norm_left=0.6, norm_right=-0.1))
     model.fit(planted.train, show_progress=False)
     assert not model._batch_rows_only()
-    plain = LightGCN(**small_config(epochs=1)).fit(planted.train, show_progress=False)
-    assert plain._batch_rows_only()
+    for batch, rows_only in ((8, True), (9, False)):
+        plain = LightGCN(**small_config(epochs=1, batch_size=batch))
+        assert plain.fit(planted.train, show_progress=False)._batch_rows_only() is rows_only
