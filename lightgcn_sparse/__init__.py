@@ -7,7 +7,7 @@ from .idmap import IdMap, UnknownIdError
 from .loss import bpr_loss
 from .metrics import evaluate_ranking, topk_scores
 from .model import LightGCN, TrainingDiverged
-from .propagation import propagate, spmm
+from .propagation import propagate, propagate_rows, spmm
 from .recommender import FactorRecommender, NotFittedError
 from .sampling import BPRSampler, sample_negatives
 from .trainer import Callback, SingleProcess, Trainer
@@ -37,6 +37,7 @@ __all__ = [
     "normalized_adjacency",
     "preset",
     "propagate",
+    "propagate_rows",
     "sample_negatives",
     "spmm",
     "topk_scores",
