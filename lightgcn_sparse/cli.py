@@ -69,7 +69,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, k
     out = Path(out)
     check_outputs(out, metrics_json)
     with RunLock(out):
-        if resume is not None:
+        if resume is not None and spec.protocol != "refit":  # refit: the phase decides
             _check_resume(resume, cfg)
         loaded = spec.load(download=not options["no_download"])
         table, split = loaded

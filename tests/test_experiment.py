@@ -1,5 +1,7 @@
 """End-to-end on the real MovieLens 100K (the copy inside an installed recbole wheel)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,44 @@ def test_refit_without_validation_data_is_refused():
     with pytest.raises(InvalidValue, match="'refit' chooses the epochs on validation data"):
         train(DataSpec("small", split="random", protocol="refit"), REFIT_CFG,
               show_progress=False, data=(table, fold_validation_into_train(split)))  # fmt: skip
+
+
+def test_refit_resumes_after_a_choice_that_ran_every_epoch(tmp_path):
+    """Validation never stopped the first phase, whose last checkpoint is at its last epoch:
+    resuming from it goes straight to the refit phase (the CLI does not refuse it)."""
+    from click.testing import CliRunner
+
+    from lightgcn_sparse.cli import main
+
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    lines = {"train.txt": [], "test.txt": []}
+    for u in range(30):
+        items = rng.choice(25, 9, replace=False)
+        lines["train.txt"].append(" ".join(map(str, [u, *items[:7]])))
+        lines["test.txt"].append(" ".join(map(str, [u, *items[7:]])))
+    for name, rows in lines.items():
+        (folder / name).write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    args = ["train", "--dataset", str(folder), "--protocol", "refit", "--epochs", "4",
+            "--eval-every", "1", "--patience", "0", "--checkpoint-every", "2",
+            "--embedding-dim", "8", "--batch-size", "64", "--quiet", "--out", str(out)]  # fmt: skip
+    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    expected = json.loads((out / "metrics.json").read_text())
+    assert expected["config"]["extra"]["refit"]["epochs_run"] == 4
+    # the choice's checkpoint (written at its last epoch, 4 of 4) resumes into the refit
+    from lightgcn_sparse.experiment import DataSpec as Spec
+    from lightgcn_sparse.resume import read_config
+
+    chooser = tmp_path / "chooser.npz"
+    table, split = Spec(str(folder), protocol="refit").load()
+    cfg = Config(embedding_dim=8, batch_size=64, epochs=4, eval_every=1, patience=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(Spec(str(folder), protocol="refit"), cfg, show_progress=False, data=(table, split),
+              checkpoint_path=chooser, checkpoint_every=2, callback=_Interrupt(5))  # fmt: skip
+    assert "refit" not in read_config(chooser).get("extra", {})
+    again = CliRunner().invoke(main, args + ["--resume", str(chooser)], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "metrics.json").read_text())["recall@20"] == expected["recall@20"]
