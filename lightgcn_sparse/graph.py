@@ -198,22 +198,31 @@ class Graph:
             if mid <= 0 or mid >= crow.numel() - 1:
                 self._split[key] = None
             else:
-                self._split[key] = None  # one call while timing it
-                one = _median_time(lambda: self.matmul(x))
-                self._split[key] = mid
-                two = _median_time(lambda: self.matmul(x))
+                def with_split(row: Optional[int]):
+                    def call() -> None:
+                        self._split[key] = row
+                        self.matmul(x)
+
+                    return call
+
+                one, two = _interleaved_medians(with_split(None), with_split(mid))
                 self._split[key] = mid if two < one else None
             measured[key] = self._split[key]
         return self._split[key]
 
 
-def _median_time(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _interleaved_medians(first, second, rounds: int = 5) -> tuple[float, float]:
+    """Median seconds of two calls, each warmed up once and then timed alternately, so
+    that neither profits from caches and pages the other warmed (timing the first one
+    first, cold, made it lose on Gowalla in the first graph of a process)."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _bag(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor):
