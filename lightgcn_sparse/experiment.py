@@ -36,6 +36,7 @@ from .idmap import IdMap
 from .model import LightGCN
 from .persistence import fingerprint
 from .recommender import FactorRecommender
+from .resume import read_config
 from .user_items import user_items_from_csr
 
 PROTOCOLS = ("honest", "refit", "paper")
@@ -189,8 +190,6 @@ def _choose_epochs(config: Config, split: Split, resume, fit: dict) -> tuple[Con
 
 def _recorded_choice(path) -> Optional[dict[str, Any]]:
     """The refit choice a checkpoint of the refit phase records (``None`` for another)."""
-    from .resume import read_config
-
     extra = read_config(path).get("extra") or {}
     return extra.get("refit")
 

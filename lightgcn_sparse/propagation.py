@@ -67,6 +67,12 @@ from .graph import (  # noqa: F401 - re-exported: propagation's public names sin
 NORM_RANGE = (-1.0, 1.0)
 
 
+def _range_scale(x: torch.Tensor) -> torch.Tensor:
+    """float16's scale: the largest magnitude of ``x`` (at least the smallest normal of its
+    dtype), so that ``x / scale`` and tiny gradients stay inside float16's range."""
+    return torch.linalg.vector_norm(x, float("inf")).clamp_min(torch.finfo(x.dtype).tiny)
+
+
 def _narrow(
     graph: Graph, x: torch.Tensor, dtype: torch.dtype
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -77,7 +83,7 @@ def _narrow(
         return x, None
     out = graph.scratch("narrow", tuple(x.shape), dtype)
     if dtype == torch.float16:
-        scale = torch.linalg.vector_norm(x, float("inf")).clamp_min(torch.finfo(x.dtype).tiny)
+        scale = _range_scale(x)
         return torch.div(x, scale, out=out), scale
     return out.copy_(x), None
 
@@ -207,7 +213,7 @@ def _from_rows(
         return torch.zeros(shape, dtype=g.dtype, device=g.device)
     scale = None
     if dtype == torch.float16 and g.numel():  # as _narrow: keep it inside float16's range
-        scale = torch.linalg.vector_norm(g, float("inf")).clamp_min(torch.finfo(g.dtype).tiny)
+        scale = _range_scale(g)
         g = g / scale
     h = graph.scratch("narrow", shape, dtype).zero_()
     h.index_copy_(0, at, (g * alpha[-1]).to(dtype))
@@ -229,7 +235,7 @@ def _scaled_matmul(
     """``left * (S @ (right * x))`` in ``x``'s dtype, the product's rows in ``dtype``."""
     h = right * x  # (N, d)
     if dtype == torch.float16:  # keep values (and tiny gradients) inside float16's range
-        scale = torch.linalg.vector_norm(h, float("inf")).clamp_min(torch.finfo(h.dtype).tiny)
+        scale = _range_scale(h)
         out = graph.matmul((h / scale).to(dtype), kernel).to(x.dtype)
         return out.mul_(left * scale)
     return graph.matmul(h.to(dtype), kernel).to(x.dtype).mul_(left)  # a new tensor
@@ -358,7 +364,7 @@ def propagate_rows(
     those rows need: what a training step uses.
 
     The last layer's product and the layer sum are computed at the (unique) rows only,
-    and the backward starts from a gradient on those rows: :math:`\sum_k lpha_k \hat A^k
+    and the backward starts from a gradient on those rows: :math:`\sum_k \alpha_k \hat A^k
     G` plus the layer-0 rows' gradient, written into one (N, d) gradient of ``x0`` (no
     dense gradient of the (N, d) propagation is ever formed). Plain LightGCN only (no
     LightGCN++ options). The values equal :func:`propagate`'s at those rows (the same
