@@ -4,7 +4,7 @@ from .adjacency import normalized_adjacency
 from .baseline import Popularity
 from .config import PRESETS, Config, preset
 from .idmap import IdMap, UnknownIdError
-from .loss import bpr_loss
+from .loss import bpr_loss, bpr_loss_indexed
 from .metrics import evaluate_ranking, topk_scores
 from .model import LightGCN, TrainingDiverged
 from .propagation import propagate, propagate_rows, spmm
@@ -33,6 +33,7 @@ __all__ = [
     "UserItems",
     "__version__",
     "bpr_loss",
+    "bpr_loss_indexed",
     "evaluate_ranking",
     "normalized_adjacency",
     "preset",

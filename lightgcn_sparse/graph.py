@@ -68,6 +68,7 @@ class Graph:
             self.inverse[self.order] = torch.arange(self.order.numel(), device=adj.device)
         self._csr = {adj.dtype: adj}  # the adjacency with values in each compute dtype
         self._split: dict[tuple, Optional[int]] = {}  # CPU: measured row split per setting
+        self._pads: dict[tuple, tuple[torch.Tensor, int]] = {}  # padded crow per split
         self._scalings: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # LightGCN++
         self._local = threading.local()  # per-thread scratch buffers, reused call after call
 
@@ -137,15 +138,31 @@ class Graph:
         mid = self._split_row(crow, x) if x.device.type == "cpu" else None
         if mid is None:
             return _bag(crow, col, val, x)
-        # embedding_bag's CPU threads split rows evenly by count; the two blocks of a
+        # embedding_bag's CPU threads split the bags evenly by count; the two blocks of a
         # bipartite graph have equal nnz but very different row degrees, so one call can
-        # leave a thread idle. Two calls on halves of equal nnz compute the same sums.
-        # (The `.out` overload of embedding_bag computes into a temporary and copies, so the
-        # halves are concatenated instead.)
+        # leave a thread idle. With two threads, empty bags are added at one end so that
+        # the count split falls at ``mid`` (each thread gets one block: equal nnz) and the
+        # (N, d) result is a view of the output; with more, two calls on the blocks.
+        if torch.get_num_threads() == 2:
+            crow_padded, start = self._padded(crow, mid)
+            return _bag(crow_padded, col, val, x)[start : start + crow.numel() - 1]
         lo = int(crow[mid])
         top = _bag(crow[: mid + 1], col[:lo], val[:lo], x)
         bottom = _bag(crow[mid:] - lo, col[lo:], val[lo:], x)
         return torch.cat([top, bottom], out=out) if out is not None else torch.cat([top, bottom])
+
+    def _padded(self, crow: torch.Tensor, mid: int) -> tuple[torch.Tensor, int]:
+        """``crow`` with empty bags added before the first row (``mid`` below N / 2) or
+        after the last, so that ``mid`` is the middle bag; and where row 0 now starts."""
+        key = (mid, crow.dtype)
+        if key not in self._pads:
+            n = crow.numel() - 1
+            pad = abs(n - 2 * mid)
+            if 2 * mid < n:
+                self._pads[key] = (torch.cat([crow[:1].expand(pad), crow]), pad)
+            else:
+                self._pads[key] = (torch.cat([crow, crow[-1:].expand(pad)]), 0)
+        return self._pads[key]
 
     def rows_matmul(
         self, x: torch.Tensor, rows: torch.Tensor, kernel: str = "auto"
@@ -169,7 +186,7 @@ class Graph:
             return x.new_zeros((rows.numel(), x.shape[1]))
         entries = torch.arange(total, dtype=crow.dtype, device=x.device)
         entries += torch.repeat_interleave(starts - offsets[:-1], lengths, output_size=total)
-        sub_col, sub_val = col[entries], val[entries]
+        sub_col, sub_val = col.index_select(0, entries), val.index_select(0, entries)
         if kernel == "sparse_mm":
             sub = torch.sparse_csr_tensor(offsets, sub_col, sub_val, check_invariants=False,
                                           size=(rows.numel(), adj.shape[1]))  # fmt: skip
@@ -226,9 +243,14 @@ def _interleaved_medians(first, second, rounds: int = 5) -> tuple[float, float]:
 
 
 def _bag(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor):
-    """Rows ``crow``'s bags of ``x``: ``out[r] = sum_j val[j] x[col[j]]`` for j in row r."""
+    """Rows ``crow``'s bags of ``x``: ``out[r] = sum_j val[j] x[col[j]]`` for j in row r.
+
+    ``x`` is detached: given a table that requires grad, ``embedding_bag`` runs its
+    training variant (which also builds bag bookkeeping for a backward) even under
+    ``no_grad``; every caller here differentiates the product itself, or not at all.
+    """
     return F.embedding_bag(
-        col, x, crow, mode="sum", per_sample_weights=val, include_last_offset=True
+        col, x.detach(), crow, mode="sum", per_sample_weights=val, include_last_offset=True
     )
 
 

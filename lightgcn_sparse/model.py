@@ -52,7 +52,7 @@ from .checkpoint import (
 from .config import Config
 from .foldin import fold_in, padded
 from .idmap import IdMap
-from .loss import bpr_loss
+from .loss import bpr_loss, bpr_loss_indexed
 from .persistence import (
     catalogue_arrays,
     config_field,
@@ -62,7 +62,7 @@ from .persistence import (
     summary_array,
     summary_field,
 )
-from .propagation import DTYPES, Graph, layer_weights, propagate, propagate_rows
+from .propagation import DTYPES, Graph, layer_weights, propagate, unique_rows_propagation
 from .recommender import FactorRecommender
 from .user_items import UserItemIndex
 
@@ -166,17 +166,22 @@ class LightGCN(FactorRecommender):
         """
         x0, cfg = self.embedding_, self.config
         rows = torch.cat([users, pos + self.trained_users_, neg + self.trained_users_])  # (3B,)
-        if self._batch_rows_only():
-            out, layer0 = propagate_rows(self.graph_, x0, rows, cfg.num_layers, cfg.alpha,
-                                         kernel=cfg.kernel,
-                                         dtype=DTYPES[cfg.propagation_dtype])  # fmt: skip
-        else:
-            # F.embedding, not x[rows]: the backward of advanced indexing is a parallel
-            # index_put_(accumulate=True), whose float sums change order from run to run on
-            # CPU; embedding's backward gives each thread its own output rows: reproducible.
+        if weight is not None or self.device.type != "cpu":
+            # CUDA (and a CUDA graph's padded batches): fixed shapes, no host sync. F.embedding,
+            # not x[rows]: its backward is reproducible (index_put_'s sums are not).
             out, layer0 = F.embedding(rows, self.propagate(x0)), F.embedding(rows, x0)
-        eu, ep, en = out.chunk(3)  # (B, d) each
-        return bpr_loss(eu, ep, en, layer0.chunk(3), cfg.reg, weight)
+            eu, ep, en = out.chunk(3)  # (B, d) each
+            return bpr_loss(eu, ep, en, layer0.chunk(3), cfg.reg, weight)
+        # CPU: the triples' rows are gathered and their gradients summed back without
+        # autograd's indexing (bpr_loss_indexed: 5x faster at batch 65,536).
+        if self._batch_rows_only():
+            unique, index = torch.unique(rows, return_inverse=True)
+            weights = layer_weights(cfg.num_layers, cfg.alpha)
+            table, layer0 = unique_rows_propagation(self.graph_, x0, unique, weights, cfg.kernel,
+                                                    DTYPES[cfg.propagation_dtype])  # fmt: skip
+        else:
+            index, table, layer0 = rows, self.propagate(x0), x0
+        return bpr_loss_indexed(table, index, layer0, cfg.reg)
 
     def _batch_rows_only(self) -> bool:
         """Whether a step propagates only what the batch's rows need

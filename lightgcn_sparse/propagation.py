@@ -386,14 +386,27 @@ def propagate_rows(
     if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= graph.num_nodes):
         raise ValueError(f"rows must lie in [0, {graph.num_nodes}).")
     unique, inverse = torch.unique(rows, return_inverse=True)
-    if torch.is_grad_enabled() and x0.requires_grad:
-        final, layer0 = _PropagateRows.apply(x0, unique, graph, weights, kernel, dtype)
-    else:
-        with torch.no_grad():
-            final, layer0, _ = _rows_forward(graph, x0, unique, weights, kernel, dtype)
+    final, layer0 = unique_rows_propagation(graph, x0, unique, weights, kernel, dtype)
     # F.embedding, not final[inverse]: its backward is reproducible on CPU (each thread
     # owns its output rows), where index_put_'s accumulation order varies run to run.
     return F.embedding(inverse, final), F.embedding(inverse, layer0)
+
+
+def unique_rows_propagation(
+    graph: Graph,
+    x0: torch.Tensor,
+    unique: torch.Tensor,
+    weights: Sequence[float],
+    kernel: str,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`propagate_rows` at sorted unique, valid ``unique`` (R,) rows, with checked
+    arguments (a training step's inner call): (R, d) final and (R, d) layer-0 rows."""
+    if torch.is_grad_enabled() and x0.requires_grad:
+        return _PropagateRows.apply(x0, unique, graph, weights, kernel, dtype)
+    with torch.no_grad():
+        final, layer0, _ = _rows_forward(graph, x0, unique, weights, kernel, dtype)
+    return final, layer0
 
 
 def propagate(

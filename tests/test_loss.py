@@ -11,7 +11,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 from strategies import FLOAT_DTYPES, float_arrays
 
-from lightgcn_sparse.loss import bpr_loss
+from lightgcn_sparse.loss import bpr_loss, bpr_loss_indexed
 
 
 def naive_bpr(u, p, n, layer0, reg) -> float:
@@ -157,3 +157,93 @@ def test_bad_reg_raises(reg, exc, match):
     e = torch.ones(2, 2)
     with pytest.raises(exc, match=match):
         bpr_loss(e, e, e, (e,), reg=reg)
+
+
+# ---------------------------------------------------------------- bpr_loss_indexed
+
+
+@st.composite
+def indexed_batches(draw):
+    """A table, the rows of B triples in it (repeats allowed), and a reg."""
+    dtype = draw(st.sampled_from(FLOAT_DTYPES))
+    m = draw(st.integers(1, 9), label="M")
+    b = draw(st.integers(1, 8), label="B")
+    d = draw(st.integers(1, 6), label="d")
+    table = draw(float_arrays((m, d), dtype, bound=3.0))
+    layer0 = draw(float_arrays((m, d), dtype, bound=3.0))
+    index = np.array(draw(st.lists(st.integers(0, m - 1), min_size=3 * b, max_size=3 * b)))
+    reg = draw(st.sampled_from([0.0, 1e-4, 0.5]) | st.floats(0, 2), label="reg")
+    note(f"dtype={dtype} M={m} B={b} d={d} reg={reg} index={index.tolist()}")
+    return dtype, table, layer0, index, reg
+
+
+@given(case=indexed_batches())
+def test_indexed_equals_bpr_loss_of_the_gathered_rows(device, case):
+    """Value and both gradients equal those of bpr_loss on table[index] and layer0[index]
+    (autograd's gathers), within the float64 reference's tolerance of each."""
+    dtype, table, layer0, index, reg = case
+    idx = torch.from_numpy(index).to(device)
+    t, x = (torch.from_numpy(a).to(device).requires_grad_(True) for a in (table, layer0))
+    loss = bpr_loss_indexed(t, idx, x, reg=reg)
+    assert loss.shape == () and loss.dtype == dtype
+    loss.backward()
+    rt, rx = (torch.from_numpy(a).double().requires_grad_(True) for a in (table, layer0))
+    ref = bpr_loss(*rt[idx.cpu()].chunk(3), rx[idx.cpu()].chunk(3), reg=reg)
+    ref.backward()
+    d = table.shape[1]
+    tol = 64 * torch.finfo(dtype).eps * (d * 9 + 1) * (1 + reg * 3 * d * 9) * len(index)
+    assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=tol, abs=tol)
+    torch.testing.assert_close(t.grad.cpu().double(), rt.grad, rtol=tol, atol=tol)
+    want = rx.grad if rx.grad is not None else torch.zeros_like(rx)
+    got = x.grad.cpu().double() if x.grad is not None else torch.zeros_like(rx)
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+def test_indexed_gradcheck_float64():
+    gen = torch.Generator().manual_seed(1)
+    table, layer0 = (torch.randn(5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+                     for _ in range(2))  # fmt: skip
+    index = torch.tensor([0, 3, 3, 1, 4, 3, 2, 0, 0])  # repeats within and across roles
+    fn = lambda t, x: bpr_loss_indexed(t, index, x, reg=0.7)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (table, layer0))
+
+
+def test_indexed_gradient_is_embeddings_backward_bit_for_bit():
+    """The table's gradient sums each row's occurrences in batch order: F.embedding's
+    backward (deterministic on CPU) gives the same float32 sums, bit for bit, and a second
+    run repeats them."""
+    gen = torch.Generator().manual_seed(2)
+    table = torch.randn(40, 16, generator=gen, requires_grad=True)
+    index = torch.randint(0, 40, (3 * 300,), generator=gen)  # many repeats per row
+    grads = []
+    for _ in range(2):
+        table.grad = None
+        bpr_loss_indexed(table, index).backward()
+        grads.append(table.grad.clone())
+    assert torch.equal(grads[0], grads[1])
+    # the per-triple gradients bpr_loss_indexed writes, summed by F.embedding's backward
+    rows = table.detach()[index].view(3, -1, 16)
+    gap = rows[1] - rows[2]
+    s = torch.sigmoid(-torch.linalg.vecdot(rows[0], gap)) * (1.0 / 300)
+    g = torch.cat([gap * -s[:, None], rows[0] * -s[:, None], rows[0] * s[:, None]])
+    leaf = table.detach().clone().requires_grad_(True)
+    torch.nn.functional.embedding(index, leaf).backward(g)
+    assert torch.equal(grads[0], leaf.grad)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((torch.zeros(4), torch.zeros(3, dtype=torch.int64)), r"table must have shape \(M, d\)"),
+        ((torch.zeros(4, 2), torch.zeros(4, dtype=torch.int64)), r"index must be a 1-D int64"),
+        ((torch.zeros(4, 2), torch.zeros(3, dtype=torch.int32)), r"index must be a 1-D int64"),
+        ((torch.zeros(4, 2), torch.zeros(0, dtype=torch.int64)), r"the batch is empty"),
+        ((torch.zeros(4, 2), torch.tensor([0, 4, 1])), r"index must lie in \[0, 4\)"),
+        ((torch.zeros(4, 2), torch.tensor([0, -1, 1])), r"index must lie in \[0, 4\)"),
+        ((torch.zeros(4, 2), torch.zeros(3, dtype=torch.int64), torch.zeros(3, 2)),
+         r"layer0 must have the table's shape \(4, 2\)"),
+    ],
+)
+def test_indexed_rejects_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        bpr_loss_indexed(*args)

@@ -213,15 +213,16 @@ def test_a_node_order_is_invisible_outside(planted, tmp_path, order):
 def test_cpu_steps_propagate_only_the_batch_rows_and_train_as_the_full_propagation(
     planted, monkeypatch, dtype
 ):
-    """On CPU a step runs :func:`propagate_rows`; its losses and embeddings follow the full
+    """On CPU a step propagates only the batch's unique rows (what :func:`propagate_rows`
+    computes); its losses and embeddings follow the full
     propagation's up to float rounding. (In bfloat16 the Horner backward rounds otherwise,
     and Adam turns a gradient's last bits into whole steps on rarely updated rows: the
     losses are compared there.)"""
     from lightgcn_sparse import model as model_module
 
     calls = []
-    real = model_module.propagate_rows
-    monkeypatch.setattr(model_module, "propagate_rows",
+    real = model_module.unique_rows_propagation
+    monkeypatch.setattr(model_module, "unique_rows_propagation",
                         lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
     cfg = small_config(epochs=3, propagation_dtype=dtype, batch_size=8)  # 3B <= N / 4
     rows = LightGCN(**cfg).fit(planted.train, show_progress=False)
@@ -235,6 +236,28 @@ def test_cpu_steps_propagate_only_the_batch_rows_and_train_as_the_full_propagati
                                [r["loss"] for r in full.history_], rtol=tol)  # fmt: skip
     if dtype == "float32":
         torch.testing.assert_close(rows.embedding_, full.embedding_, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("batch", [8, 64])  # the batch-rows path, the full propagation
+def test_cpu_step_loss_equals_bpr_loss_of_autograd_gathers(planted, batch):
+    """The CPU step's loss (bpr_loss_indexed over the propagated rows) has the value and the
+    gradient of the CUDA step's (F.embedding gathers and bpr_loss; a weight mask selects
+    that path), with and without the batch-rows propagation."""
+    model = LightGCN(**small_config(epochs=1, batch_size=batch, reg=0.1))
+    model.fit(planted.train, show_progress=False)
+    assert model._batch_rows_only() is (batch == 8)
+    gen = torch.Generator().manual_seed(3)
+    u = torch.randint(0, model.trained_users_, (batch,), generator=gen)
+    p, n = (torch.randint(0, model.trained_items_, (batch,), generator=gen) for _ in range(2))
+    values, grads = [], []
+    for weight in (None, torch.ones(batch)):
+        model.embedding_.grad = None
+        loss = model.loss(u, p, n, weight)
+        loss.backward()
+        values.append(float(loss.detach()))
+        grads.append(model.embedding_.grad.clone())
+    assert values[0] == pytest.approx(values[1], rel=1e-6)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-8)
 
 
 def test_lightgcnpp_and_large_batches_keep_the_full_propagation(planted):

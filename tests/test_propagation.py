@@ -374,3 +374,22 @@ def test_two_block_cpu_path_equals_one_call(monkeypatch, threads):
         torch.set_num_threads(old)
     torch.testing.assert_close(split, whole, rtol=0, atol=1e-12)
     torch.testing.assert_close(split, adj.to_dense() @ x)
+
+
+def test_products_of_a_table_that_requires_grad_run_embedding_bags_forward_only_kernel():
+    """Given a weight that requires grad, ``embedding_bag`` runs its training variant (bag
+    bookkeeping for a backward it will never run here) even under no_grad: the products
+    detach their input, so inference and the step's first product take the lean kernel."""
+    from torch.profiler import profile
+
+    gen = torch.Generator().manual_seed(5)
+    adj = normalized_adjacency(torch.randint(0, 20, (100,), generator=gen),
+                               torch.randint(0, 9, (100,), generator=gen), 20, 9)  # fmt: skip
+    x0 = torch.randn(29, 4, generator=gen, requires_grad=True)
+    with profile() as prof:
+        with torch.no_grad():
+            propagate(adj, x0, 2, kernel="embedding_bag")
+        propagate(adj, x0, 2, kernel="embedding_bag").sum().backward()
+    names = {e.key for e in prof.key_averages()}
+    assert "aten::_embedding_bag_forward_only" in names
+    assert "aten::_embedding_bag" not in names

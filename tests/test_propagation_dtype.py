@@ -54,6 +54,7 @@ import contextlib
 import math
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
@@ -264,22 +265,54 @@ def two_blocks_allowed(threads: int = 2):
     dtype=st.sampled_from((*FLOAT_DTYPES, *NARROW)),
     d=st.integers(1, 5),
     seed=st.integers(0, 2**32 - 1),
+    threads=st.sampled_from((2, 3)),
 )
-def test_one_call_and_two_row_blocks_are_bit_identical(g, dtype, d, seed):
+def test_one_call_and_two_row_blocks_are_bit_identical(g, dtype, d, seed, threads):
+    """Two threads: one call over the rows padded with empty bags so that the count split
+    falls at ``mid``; more: two calls on the blocks, concatenated. Both equal one call."""
     adj = build(g, "cpu", torch.float32)
     crow = adj.crow_indices()
     nnz = int(crow[-1])
     mid = int(torch.searchsorted(crow, torch.tensor(nnz // 2, dtype=crow.dtype)))
     assume(0 < mid < g.n)
     x = torch.randn(g.n, d, generator=torch.Generator().manual_seed(seed)).to(dtype)
-    key = (2, dtype, d)
+    key = (threads, dtype, d)
     results = []
-    with two_blocks_allowed():
+    with two_blocks_allowed(threads):
         for choice in (None, mid):
             graph = PreparedGraph(adj)
             graph._split[key] = choice  # the automatic selection's two options
             results.append(graph.matmul(x, "embedding_bag"))
     assert torch.equal(results[0], results[1])
+    assert results[1].shape == (g.n, d) and results[1].is_contiguous()
+
+
+@pytest.mark.parametrize("heavy", ["users", "items"])
+def test_padded_split_gives_each_thread_one_block(heavy):
+    """The empty bags go before the rows when the first half of the nnz sits in fewer rows
+    than the second (a few heavy users), after them otherwise; either way the middle bag
+    is ``mid`` and the product is one call's, bit for bit."""
+    gen = torch.Generator().manual_seed(4)
+    if heavy == "users":  # 4 users with every item: mid = 4, far below N / 2
+        users, items = torch.arange(4).repeat_interleave(30), torch.arange(30).repeat(4)
+        num_users, num_items = 4, 30
+    else:  # 30 users with one item each, 4 items: mid = 30, above N / 2
+        users, items = torch.arange(30), torch.arange(30) % 4
+        num_users, num_items = 30, 4
+    adj = normalized_adjacency(users, items, num_users, num_items)
+    graph = PreparedGraph(adj)
+    crow = adj.crow_indices()
+    mid = int(torch.searchsorted(crow, torch.tensor(int(crow[-1]) // 2, dtype=crow.dtype)))
+    padded, start = graph._padded(crow, mid)
+    n = adj.shape[0]
+    assert padded.numel() - 1 == 2 * max(mid, n - mid)  # the count split is at the middle
+    assert int(padded[(padded.numel() - 1) // 2]) == int(crow[mid])  # ... which is row mid
+    assert (start > 0) == (2 * mid < n)
+    x = torch.randn(n, 5, generator=gen)
+    with two_blocks_allowed(2):
+        graph._split[(2, torch.float32, 5)] = mid
+        split = graph.matmul(x, "embedding_bag")
+    assert torch.equal(split, PreparedGraph(adj).matmul(x, "embedding_bag"))
 
 
 def test_the_row_split_is_timed_once_per_adjacency_tensor(monkeypatch):
