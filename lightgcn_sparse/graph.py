@@ -10,8 +10,9 @@ Two kernels compute one product :math:`\hat A X` from the same stored CSR tensor
 
 ``kernel="auto"`` picks the faster one measured on each device type (:data:`AUTO_KERNEL`).
 A :class:`Graph` keeps what repeated products need: value copies in each compute dtype, on
-CPU the row blocks measured fastest for it (one call, or two calls on halves of equal nnz;
-both give bit-identical results, so the choice never changes a result), the LightGCN++
+CPU the row split measured fastest for it (one call; or the rows cut into two halves of
+equal nnz, as two calls or, with two threads, as one call padded so that each thread gets
+one half; all give bit-identical results, so the choice never changes a result), the LightGCN++
 scalings, per-thread scratch buffers, and an optional node order in which the products run.
 """
 
@@ -32,7 +33,7 @@ KERNELS = ("embedding_bag", "sparse_mm")
 #: (``python -m benchmarks.propagate``).
 AUTO_KERNEL = {"cpu": "embedding_bag", "cuda": "sparse_mm"}
 #: With several CPU threads, graphs above this many stored entries are timed once as one
-#: call and as two calls on halves of equal nnz; the faster is kept (see :class:`Graph`).
+#: call and as split into halves of equal nnz; the faster is kept (see :class:`Graph`).
 SPLIT_MIN_NNZ = 1 << 20
 #: Names accepted by ``propagation_dtype``.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -67,7 +68,7 @@ class Graph:
             self.inverse = torch.empty_like(self.order)
             self.inverse[self.order] = torch.arange(self.order.numel(), device=adj.device)
         self._csr = {adj.dtype: adj}  # the adjacency with values in each compute dtype
-        self._split: dict[tuple, Optional[int]] = {}  # CPU: measured row split per setting
+        self._split: dict[tuple, Optional[tuple[str, int]]] = {}  # CPU: measured row split
         self._pads: dict[tuple, tuple[torch.Tensor, int]] = {}  # padded crow per split
         self._scalings: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # LightGCN++
         self._local = threading.local()  # per-thread scratch buffers, reused call after call
@@ -127,7 +128,8 @@ class Graph:
     def matmul(
         self, x: torch.Tensor, kernel: str = "auto", out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        """``adj @ x`` in ``x``'s dtype and node order (two-block results go into ``out``)."""
+        """``adj @ x`` in ``x``'s dtype and node order (a split into two calls is joined
+        into ``out`` if given; otherwise the result is a new tensor)."""
         kernel = resolve_kernel(kernel, x.device)
         adj = self.csr(x.dtype)
         if adj._nnz() == 0 or x.numel() == 0:  # embedding_bag rejects zero-width rows
@@ -135,15 +137,16 @@ class Graph:
         if kernel == "sparse_mm":
             return torch.sparse.mm(adj, x)
         crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-        mid = self._split_row(crow, x) if x.device.type == "cpu" else None
-        if mid is None:
+        split = self._split_row(crow, x) if x.device.type == "cpu" else None
+        if split is None:
             return _bag(crow, col, val, x)
         # embedding_bag's CPU threads split the bags evenly by count; the two blocks of a
         # bipartite graph have equal nnz but very different row degrees, so one call can
-        # leave a thread idle. With two threads, empty bags are added at one end so that
-        # the count split falls at ``mid`` (each thread gets one block: equal nnz) and the
-        # (N, d) result is a view of the output; with more, two calls on the blocks.
-        if torch.get_num_threads() == 2:
+        # leave a thread idle. "padded": empty bags at one end put the count split of two
+        # threads at ``mid`` (each gets one half) and the (N, d) result is a view of the
+        # output; "two": two calls on the halves (each split over all threads), joined.
+        how, mid = split
+        if how == "padded":
             crow_padded, start = self._padded(crow, mid)
             return _bag(crow_padded, col, val, x)[start : start + crow.numel() - 1]
         lo = int(crow[mid])
@@ -193,12 +196,20 @@ class Graph:
             return torch.sparse.mm(sub, x)
         return _bag(offsets, sub_col, sub_val, x)
 
-    def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[int]:
-        """The row to split at (two calls), or None (one call): timed once per setting.
+    def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[tuple[str, int]]:
+        """How to split the rows, ``("two" | "padded", mid)`` at the row ``mid`` that halves
+        the nnz, or None (one call as it is): timed once per setting.
+
+        With two threads the padded call usually wins when the halves gather from tables
+        of similar size (Gowalla, float32), the two calls when one half gathers from a
+        much larger table than the other (the power-law and hub graphs: per-entry costs
+        differ between the halves, so equal nnz per thread is not equal time), one call
+        when its count split happens to be even enough (Gowalla, bfloat16). All three give
+        bit-identical results, so the choice never changes a number.
 
         The choice is also kept on the adjacency tensor itself, so that another Graph of
         the same tensor reuses it: ``propagate(adj, ...)`` on a bare tensor wraps it in a
-        new Graph on every call, and timing both kernels again made each such call several
+        new Graph on every call, and timing the kernels again made each such call several
         times slower than the products themselves (benchmarks/README.md).
         """
         threads = torch.get_num_threads()
@@ -215,49 +226,54 @@ class Graph:
             if mid <= 0 or mid >= crow.numel() - 1:
                 self._split[key] = None
             else:
-                def with_split(row: Optional[int]):
+                choices = [None, ("two", mid)] + ([("padded", mid)] if threads == 2 else [])
+
+                def with_split(choice: Optional[tuple[str, int]]):
                     def call() -> None:
-                        self._split[key] = row
+                        self._split[key] = choice
                         self.matmul(x)
 
                     return call
 
-                one, two = _interleaved_medians(with_split(None), with_split(mid))
-                self._split[key] = mid if two < one else None
+                seconds = _interleaved_medians(*(with_split(c) for c in choices))
+                self._split[key] = choices[seconds.index(min(seconds))]
             measured[key] = self._split[key]
         return self._split[key]
 
 
-def _interleaved_medians(first, second, rounds: int = 5) -> tuple[float, float]:
-    """Median seconds of two calls, each warmed up once and then timed alternately, so
-    that neither profits from caches and pages the other warmed (timing the first one
-    first, cold, made it lose on Gowalla in the first graph of a process)."""
-    first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
+def _interleaved_medians(*calls, rounds: int = 5) -> list[float]:
+    """Median seconds of each call, each warmed up once and then all timed in turn, so
+    that none profits from caches and pages another warmed (timing one first, cold, made
+    it lose on Gowalla in the first graph of a process)."""
+    for call in calls:
+        call()
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
-        for fn, out in ((first, times[0]), (second, times[1])):
+        for call, out in zip(calls, times):
             start = time.perf_counter()
-            fn()
+            call()
             out.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+    return [statistics.median(t) for t in times]
 
 
 def _bag(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor):
     """Rows ``crow``'s bags of ``x``: ``out[r] = sum_j val[j] x[col[j]]`` for j in row r.
 
-    ``x`` is detached: given a table that requires grad, ``embedding_bag`` runs its
-    training variant (which also builds bag bookkeeping for a backward) even under
-    ``no_grad``; every caller here differentiates the product itself, or not at all.
+    Without grad mode ``x`` is detached: given a table that requires grad,
+    ``embedding_bag`` runs its training variant (bag bookkeeping for a backward) even under
+    ``no_grad``, as in inference and inside the propagation's autograd functions.
     """
+    x = x if torch.is_grad_enabled() else x.detach()
     return F.embedding_bag(
-        col, x.detach(), crow, mode="sum", per_sample_weights=val, include_last_offset=True
+        col, x, crow, mode="sum", per_sample_weights=val, include_last_offset=True
     )
 
 
 def spmm(
     adj: Union[Graph, torch.Tensor], x: torch.Tensor, kernel: str = "auto"
 ) -> torch.Tensor:
-    """One sparse-dense product ``adj @ x`` with the chosen kernel (no autograd through it).
+    """One sparse-dense product ``adj @ x`` with the chosen kernel (differentiable in ``x``
+    through the kernel's own autograd; :func:`propagate` has the faster symmetric backward).
 
     Args:
         adj: (N, N) sparse CSR tensor or a :class:`Graph` (in its computing order).

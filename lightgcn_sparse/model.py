@@ -173,7 +173,8 @@ class LightGCN(FactorRecommender):
             eu, ep, en = out.chunk(3)  # (B, d) each
             return bpr_loss(eu, ep, en, layer0.chunk(3), cfg.reg, weight)
         # CPU: the triples' rows are gathered and their gradients summed back without
-        # autograd's indexing (bpr_loss_indexed: 5x faster at batch 65,536).
+        # autograd's indexing (bpr_loss_indexed; measured at batch 65,536: F.embedding's
+        # forward and backward 23.6 ms; index_select, the sort and one embedding_bag 7.5 ms).
         if self._batch_rows_only():
             unique, index = torch.unique(rows, return_inverse=True)
             weights = layer_weights(cfg.num_layers, cfg.alpha)

@@ -393,3 +393,14 @@ def test_products_of_a_table_that_requires_grad_run_embedding_bags_forward_only_
     names = {e.key for e in prof.key_averages()}
     assert "aten::_embedding_bag_forward_only" in names
     assert "aten::_embedding_bag" not in names
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_spmm_stays_differentiable_in_x(kernel):
+    """The products' detaching (no grad mode) leaves spmm under grad mode as it was."""
+    gen = torch.Generator().manual_seed(6)
+    adj = normalized_adjacency(torch.randint(0, 10, (40,), generator=gen),
+                               torch.randint(0, 5, (40,), generator=gen), 10, 5)  # fmt: skip
+    x = torch.randn(15, 3, generator=gen, requires_grad=True)
+    spmm(adj, x, kernel).sum().backward()
+    torch.testing.assert_close(x.grad, adj.to_dense().T @ torch.ones(15, 3))

@@ -268,8 +268,8 @@ def two_blocks_allowed(threads: int = 2):
     threads=st.sampled_from((2, 3)),
 )
 def test_one_call_and_two_row_blocks_are_bit_identical(g, dtype, d, seed, threads):
-    """Two threads: one call over the rows padded with empty bags so that the count split
-    falls at ``mid``; more: two calls on the blocks, concatenated. Both equal one call."""
+    """One call over the rows padded with empty bags so that two threads' count split
+    falls at ``mid``, and two calls on the halves, concatenated: both equal one call."""
     adj = build(g, "cpu", torch.float32)
     crow = adj.crow_indices()
     nnz = int(crow[-1])
@@ -279,12 +279,13 @@ def test_one_call_and_two_row_blocks_are_bit_identical(g, dtype, d, seed, thread
     key = (threads, dtype, d)
     results = []
     with two_blocks_allowed(threads):
-        for choice in (None, mid):
+        for choice in (None, ("two", mid), ("padded", mid)):
             graph = PreparedGraph(adj)
-            graph._split[key] = choice  # the automatic selection's two options
+            graph._split[key] = choice  # the automatic selection's options
             results.append(graph.matmul(x, "embedding_bag"))
-    assert torch.equal(results[0], results[1])
-    assert results[1].shape == (g.n, d) and results[1].is_contiguous()
+    for other in results[1:]:
+        assert torch.equal(results[0], other)
+        assert other.shape == (g.n, d) and other.is_contiguous()
 
 
 @pytest.mark.parametrize("heavy", ["users", "items"])
@@ -310,7 +311,7 @@ def test_padded_split_gives_each_thread_one_block(heavy):
     assert (start > 0) == (2 * mid < n)
     x = torch.randn(n, 5, generator=gen)
     with two_blocks_allowed(2):
-        graph._split[(2, torch.float32, 5)] = mid
+        graph._split[(2, torch.float32, 5)] = ("padded", mid)
         split = graph.matmul(x, "embedding_bag")
     assert torch.equal(split, PreparedGraph(adj).matmul(x, "embedding_bag"))
 
@@ -327,7 +328,7 @@ def test_the_row_split_is_timed_once_per_adjacency_tensor(monkeypatch):
                         lambda *fns: timed.append(1) or real(*fns))  # fmt: skip
     with two_blocks_allowed():
         first = propagate(adj, x, 3)  # a bare tensor: a new Graph on every call
-        assert len(timed) == 1  # one call against two calls
+        assert len(timed) == 1  # one call against the splits
         again = propagate(adj, x, 3)
         assert len(timed) == 1 and torch.equal(first, again)
         propagate(adj, x[:, :4].contiguous(), 3)  # another width is another setting
