@@ -187,14 +187,15 @@ class LightGCN(FactorRecommender):
     def _batch_rows_only(self) -> bool:
         """Whether a step propagates only what the batch's rows need
         (:func:`~lightgcn_sparse.propagation.propagate_rows`): on CPU, for plain LightGCN,
-        when a batch's 3B rows are at most a quarter of the nodes (measured on Gowalla:
-        3B/N 0.09 saves 16-22 % of a step, 0.35 4 %, 1.0 costs 13 %; ml-100k at 2.3 costs
-        30 %: the rows' bookkeeping outweighs the products it saves). On CUDA the step
+        when a batch's 3B rows are at most half the nodes (measured on Gowalla, steps with
+        either path interleaved, float32 / bfloat16: 3B/N 0.09 saves 19 / 30 % of a step,
+        0.35 7 / 15 %, 0.69 costs 14 % / saves 5 %; ml-100k at 2.3 cost 30 %: the rows'
+        bookkeeping outweighs the products it saves). On CUDA the step
         keeps the full propagation: the rows' count is data-dependent (a host sync per
         step, and no fixed shapes for a CUDA graph)."""
         cfg = self.config
         plain = (cfg.norm_left, cfg.norm_right, cfg.layer_norm) == (0.5, 0.5, False)
-        few = 4 * 3 * cfg.batch_size <= self.graph_.num_nodes
+        few = 2 * 3 * cfg.batch_size <= self.graph_.num_nodes
         return plain and few and self.device.type == "cpu"
 
     def parameters_changed(self) -> None:

@@ -20,7 +20,7 @@ A training step needs the final embeddings of its batch's rows only:
 1..K-1 still feed the next product in full), and its backward, whose incoming gradient
 lives on those rows, runs Horner's rule :math:`A(\alpha_1 G + A(\alpha_2 G + \dots))`:
 the terms added between products are R rows, so the only (N, d) work is the K products.
-CPU steps use it when a batch's rows are at most a quarter of the nodes (Gowalla, batch
+CPU steps use it when a batch's rows are at most half the nodes (Gowalla, batch
 2048: an epoch 14-16 % faster in float32, 22-24 % in bfloat16; ``LightGCN._batch_rows_only``
 and benchmarks/README.md).
 

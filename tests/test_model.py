@@ -224,7 +224,7 @@ def test_cpu_steps_propagate_only_the_batch_rows_and_train_as_the_full_propagati
     real = model_module.unique_rows_propagation
     monkeypatch.setattr(model_module, "unique_rows_propagation",
                         lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
-    cfg = small_config(epochs=3, propagation_dtype=dtype, batch_size=8)  # 3B <= N / 4
+    cfg = small_config(epochs=3, propagation_dtype=dtype, batch_size=8)  # 3B <= N / 2
     rows = LightGCN(**cfg).fit(planted.train, show_progress=False)
     assert calls, "the CPU step did not take the batch-rows path"
     monkeypatch.setattr(LightGCN, "_batch_rows_only", lambda self: False)
@@ -261,11 +261,11 @@ def test_cpu_step_loss_equals_bpr_loss_of_autograd_gathers(planted, batch):
 
 
 def test_lightgcnpp_and_large_batches_keep_the_full_propagation(planted):
-    n = sum(planted.train.shape)  # 100 nodes: batches of up to 8 triples take the rows path
-    assert 4 * 3 * 8 <= n < 4 * 3 * 9
+    n = sum(planted.train.shape)  # 100 nodes: batches of up to 16 triples take the rows path
+    assert 2 * 3 * 16 <= n < 2 * 3 * 17
     model = LightGCN(**small_config(epochs=1, batch_size=8, norm_left=0.6, norm_right=-0.1))
     model.fit(planted.train, show_progress=False)
     assert not model._batch_rows_only()
-    for batch, rows_only in ((8, True), (9, False)):
+    for batch, rows_only in ((16, True), (17, False)):
         plain = LightGCN(**small_config(epochs=1, batch_size=batch))
         assert plain.fit(planted.train, show_progress=False)._batch_rows_only() is rows_only
