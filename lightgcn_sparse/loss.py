@@ -93,6 +93,11 @@ def bpr_loss_indexed(
         scalar tensor.
     """
     reg = check_float("reg", reg, low=0.0)
+    for name, value in (("table", table), ("index", index), ("layer0", layer0)):
+        if not isinstance(value, torch.Tensor) and not (name == "layer0" and value is None):
+            raise TypeError(f"{name} must be a torch.Tensor. Got {type(value).__name__}.")
+    if index.device != table.device or (layer0 is not None and layer0.device != table.device):
+        raise ValueError("table, index and layer0 must be on one device.")
     if table.dim() != 2:
         raise ValueError(f"table must have shape (M, d). Got {tuple(table.shape)}.")
     if index.dim() != 1 or index.dtype != torch.int64 or index.numel() % 3:

@@ -247,3 +247,10 @@ def test_indexed_gradient_is_embeddings_backward_bit_for_bit():
 def test_indexed_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         bpr_loss_indexed(*args)
+
+
+def test_indexed_rejects_non_tensors_and_mixed_devices():
+    with pytest.raises(TypeError, match="index must be a torch.Tensor. Got list"):
+        bpr_loss_indexed(torch.zeros(4, 2), [0, 1, 2])
+    with pytest.raises(ValueError, match="must be on one device"):
+        bpr_loss_indexed(torch.zeros(4, 2), torch.zeros(3, dtype=torch.int64, device="meta"))
