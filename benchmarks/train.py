@@ -14,7 +14,9 @@ Per dataset, device and lever (each --propagation-dtype x each --node-order):
    ``--profile-steps`` steps (after 3 unprofiled ones, in a separate one-epoch fit): time
    inside the propagation autograd function, forward plus backward (``_PropagateRows``,
    the batch-rows propagation of CPU steps, or ``_SymmetricPropagate``), over the wall
-   time of those steps;
+   time of those steps; and from the same profile, per step, the time in the sparse
+   products inside the propagation, the rest of the propagation, the optimizer, and the
+   rest of the wall time (the second table: what a narrower dtype can and cannot shrink);
 3. step / propagation: the step time of 1. over one full propagation forward+backward
    timed apart (Timer.blocked_autorange) on the same prepared graph.
 
@@ -76,6 +78,8 @@ KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "map@10"
 #: batch-rows one of CPU steps (propagation.propagate_rows).
 PROPAGATION_EVENTS = ("_SymmetricPropagate", "_SymmetricPropagateBackward", "_PropagateRows",
                       "_PropagateRowsBackward")  # fmt: skip
+#: The top-level op of one sparse product, per kernel (``Graph.matmul``, ``rows_matmul``).
+PRODUCT_OPS = ("aten::embedding_bag", "aten::_sparse_mm")
 WARMUP_STEPS = 3  # unprofiled steps before the profile (split timing, Adam state, page faults)
 
 
@@ -123,11 +127,37 @@ class _StepProfile(Callback):
             self.wall = time.perf_counter() - self.wall
             self.profiler.stop()
 
+    def _seconds(self, events) -> float:
+        attr = "device_time_total" if self.device.type == "cuda" else "cpu_time_total"
+        return sum(getattr(e, attr) for e in events) / 1e6
+
     def propagation_seconds(self) -> float:
         """Time inside the propagation's forward and backward (device time on CUDA)."""
-        attr = "device_time_total" if self.device.type == "cuda" else "cpu_time_total"
-        events = [e for e in self.profiler.events() if e.name in PROPAGATION_EVENTS]
-        return sum(getattr(e, attr) for e in events) / 1e6
+        return self._seconds(e for e in self.profiler.events() if e.name in PROPAGATION_EVENTS)
+
+    def breakdown(self) -> dict[str, float]:
+        """Seconds per profiled step: the sparse products inside the propagation (full and
+        batch-rows), the rest of the propagation (narrowing and widening casts, row gathers
+        and sums, the batch-rows CSR), the optimizer (``Optimizer.*`` ranges: step and
+        zero_grad), and the rest of the wall time (loss, sampling, autograd, Python)."""
+        events = self.profiler.events()
+        propagation = self.propagation_seconds()
+        products = self._seconds(e for e in events if e.name in PRODUCT_OPS and _inside(e))
+        optimizer = self._seconds(e for e in events if e.name.startswith("Optimizer."))
+        parts = {"products": products, "propagation_other": propagation - products,
+                 "optimizer": optimizer}  # fmt: skip
+        parts["other"] = self.wall - sum(parts.values())
+        return {k: v / self.count for k, v in parts.items()}
+
+
+def _inside(event: Any) -> bool:
+    """Whether a profiler event ran inside one of the propagation's autograd functions."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name in PROPAGATION_EVENTS:
+            return True
+        parent = parent.cpu_parent
+    return False
 
 
 def time_lever(
@@ -171,6 +201,7 @@ def time_lever(
         "profiled_steps": profile_steps,
         "profiled_step_s": prof.wall / profile_steps,
         "propagation_share": share,
+        "profiled_breakdown_s": prof.breakdown(),
     }
 
 
@@ -305,6 +336,15 @@ CURVE_PROTOCOLS = tuple(p for p in PROTOCOLS if p != "refit")
 TIMING_HEADER = ["dataset", "device", "dtype", "node order", "s/epoch", "steps/epoch",
                  "steps/s", "step", "propagation fwd+bwd", "step / propagation",
                  "propagation share (profile)"]  # fmt: skip
+BREAKDOWN_HEADER = ["dataset", "device", "dtype", "node order", "step (profiled)", "products",
+                    "propagation, other", "optimizer", "other", "products share"]  # fmt: skip
+BREAKDOWN_NOTE = {
+    "cpu": "sparse products inside the propagation (full and batch-rows); the rest of the "
+    "propagation (casts, row gathers and sums, the batch-rows CSR); Optimizer.step and "
+    "zero_grad; other = wall time less those (loss, autograd, Python)",
+    "cuda": "device time of the products, of the rest of the propagation and of the optimizer "
+    "(kernels overlap the host, so other = wall less those is approximate)",
+}
 QUALITY_HEADER = ["dataset", "model", "s/epoch", "fit s", "best/ran", *KEYS]
 CURVE_HEADER = ["dataset", "protocol", "held-out", "epoch", "seconds", "Recall@20", "NDCG@20"]
 
@@ -314,6 +354,14 @@ def timing_row(name: str, dev: torch.device, r: dict[str, Any]) -> list[str]:
             str(r["steps_per_epoch"]), f"{r['steps_per_s']:.1f}", report.fmt_time(r["step_s"]),
             report.fmt_time(r["propagation_fwd_bwd_s"]), f"{r['step_over_propagation']:.2f}",
             f"{100 * r['propagation_share']:.0f}%"]  # fmt: skip
+
+
+def breakdown_row(name: str, dev: torch.device, r: dict[str, Any]) -> list[str]:
+    parts = r["profiled_breakdown_s"]
+    return [name, str(dev), r["propagation_dtype"], r["node_order"],
+            report.fmt_time(r["profiled_step_s"])] + [
+        report.fmt_time(parts[k]) for k in ("products", "propagation_other", "optimizer", "other")
+    ] + [f"{100 * parts['products'] / r['profiled_step_s']:.0f}%"]  # fmt: skip
 
 
 @click.command(help=__doc__)
@@ -361,7 +409,7 @@ def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtyp
     base = preset(preset_name, **changes)
     levers = list(itertools.product(dict.fromkeys(dtypes), dict.fromkeys(orders)))
     notes: list[str] = []
-    results, timing_rows, quality_rows, qualities = [], [], [], []
+    results, timing_rows, breakdown_rows, quality_rows, qualities = [], [], [], [], []
     curve_rows, curves = [], []
     for name in dict.fromkeys(datasets):
         try:
@@ -382,6 +430,7 @@ def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtyp
             r = time_lever(split, cfg, timing_epochs, profile_steps, min_run_time)
             entry["runs"].append(r)
             timing_rows.append(timing_row(name, dev, r))
+            breakdown_rows.append(breakdown_row(name, dev, r))
         results.append(entry)
         if quality_run and how == "random":
             first = base.replace(propagation_dtype=levers[0][0], node_order=levers[0][1])
@@ -401,6 +450,8 @@ def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtyp
                f"{base.num_layers}, batch {base.batch_size}), median of {timing_epochs} "
                f"epochs; propagation share from a profile of {profile_steps} steps")  # fmt: skip
     click.echo(report.format_table(TIMING_HEADER, timing_rows))
+    click.echo(f"The profiled steps ({profile_steps}) per step: {BREAKDOWN_NOTE[dev.type]}")
+    click.echo(report.format_table(BREAKDOWN_HEADER, breakdown_rows))
     if quality_rows:
         click.echo("Quality: early stopping on validation NDCG@20, test metrics (full ranking)")
         click.echo(report.format_table(QUALITY_HEADER, quality_rows))

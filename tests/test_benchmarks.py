@@ -288,12 +288,46 @@ def test_train_benchmark_smoke(tmp_path, tiny_csv):
         assert r["steps_per_s"] == pytest.approx(r["steps_per_epoch"] / r["epoch_s"])
         assert 0.0 < r["propagation_share"] <= 1.0 and r["profiled_steps"] == 2
         assert r["step_over_propagation"] == pytest.approx(r["step_s"] / r["propagation_fwd_bwd_s"])
+        parts = r["profiled_breakdown_s"]
+        assert sum(parts.values()) == pytest.approx(r["profiled_step_s"])
+        assert 0.0 < parts["products"] and parts["optimizer"] > 0.0 and parts["other"] >= 0.0
+        assert parts["products"] + parts["propagation_other"] == pytest.approx(
+            r["propagation_share"] * r["profiled_step_s"]
+        )
+    table = text.split("products share")[1].split("Quality")[0]
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(runs)
     (q,) = data["quality"]
     assert q["epochs_run"] == 2 and q["config"]["propagation_dtype"] == "float32"
     for key in ("recall@20", "ndcg@20", "precision@10", "map@10"):
         assert 0.0 <= q["lightgcn_sparse"][key] <= 1.0
         assert 0.0 <= q["popularity"][key] <= 1.0
     assert "recbole" not in q  # only with --compare-recbole
+
+
+@pytest.mark.parametrize("kernel", ["embedding_bag", "sparse_mm"])
+@pytest.mark.parametrize("batch", [8, 64])  # 3B <= N/2: the batch-rows step; else the full one
+def test_step_breakdown_counts_the_propagations_products_only(kernel, batch):
+    """Each kernel's products are found inside the propagation (both CPU step paths), and
+    the loss's own embedding_bag (its backward into the table) is not counted as one."""
+    import scipy.sparse as sp
+
+    from lightgcn_sparse import LightGCN
+    from lightgcn_sparse.config import preset
+
+    m = sp.random(60, 40, density=0.2, format="csr", random_state=0)
+    m.data[:] = 1.0
+    prof = bench_train._StepProfile(2, 1, torch.device("cpu"))
+    cfg = preset("recbole", epochs=1, batches_per_epoch=3, batch_size=batch, kernel=kernel)
+    model = LightGCN(cfg).fit(m, show_progress=False, callback=prof)
+    assert model._batch_rows_only() == (batch == 8)
+    events = prof.profiler.events()
+    ours = [e for e in events if e.name in bench_train.PRODUCT_OPS and bench_train._inside(e)]
+    assert len(ours) == 6  # K = 3 forward (the last at the batch's rows on that path), 3 back
+    bags = [e for e in events if e.name == "aten::embedding_bag"]
+    loss_bags = [e for e in bags if not bench_train._inside(e)]
+    assert len(loss_bags) == 1  # bpr_loss_indexed's backward
+    parts = prof.breakdown()
+    assert parts["products"] == pytest.approx(sum(e.cpu_time_total for e in ours) / 1e6)
 
 
 def test_train_uses_the_shipped_split_and_skips_missing_data(tmp_path):
