@@ -51,6 +51,20 @@ def check_int(name: str, value: Any, low: int = 0, high: Optional[int] = None) -
     return value
 
 
+def check_ks(ks: Any, high: Optional[int] = None, name: str = "ks") -> tuple[int, ...]:
+    """Metric cutoffs as a sorted tuple of distinct ints in ``[1, high]``: one int or a
+    sequence of ints (a str is refused, not read digit by digit)."""
+    if isinstance(ks, (numbers.Integral, np.integer)) and not isinstance(ks, bool):
+        ks = (ks,)
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, (list, tuple, range, np.ndarray)):
+        message = f"{name} must be an int or a list of ints. Got {ks!r} instead."
+        raise InvalidType(name, message)
+    out = tuple(sorted({check_int(name, k, low=1, high=high) for k in np.asarray(ks).tolist()}))
+    if not out:
+        raise InvalidValue(name, f"{name} must hold at least one cutoff.")
+    return out
+
+
 def check_float(
     name: str,
     value: Any,

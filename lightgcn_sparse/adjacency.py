@@ -83,7 +83,7 @@ def normalized_adjacency(
         raise ValueError(f"index_dtype int32 cannot hold N={n}, nnz={nnz}; use torch.int64.")
     with warnings.catch_warnings():  # torch warns that CSR support is "beta" on every build
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
+        adj = torch.sparse_csr_tensor(
             crow.to(index_dtype),
             col.to(index_dtype),
             val,
@@ -92,6 +92,7 @@ def normalized_adjacency(
             device=dev,
             check_invariants=False,  # built sorted and in range by construction
         )
+    return _mark_symmetric(adj)  # both blocks hold the same w, by construction
 
 
 def check_adjacency(adj: torch.Tensor, name: str = "adj") -> torch.Tensor:
@@ -170,13 +171,56 @@ def permute_adjacency(adj: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     index_dtype = adj.crow_indices().dtype
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
+        permuted = torch.sparse_csr_tensor(
             new_crow.to(index_dtype),
             new_col[perm].to(index_dtype),
             adj.values()[perm],
             size=adj.shape,
             check_invariants=False,
         )
+    return _mark_symmetric(permuted) if adj.__dict__.get(_SYMMETRIC) else permuted
+
+
+#: Set on an adjacency tensor known to be symmetric (built so, or checked once).
+_SYMMETRIC = "_lightgcn_symmetric"
+
+
+def _mark_symmetric(adj: torch.Tensor) -> torch.Tensor:
+    adj.__dict__[_SYMMETRIC] = True
+    return adj
+
+
+def require_symmetric(adj: torch.Tensor, name: str = "adj") -> None:
+    """Raise ``ValueError`` unless ``adj`` (a square CSR tensor) equals its transpose, up to
+    rounding: the propagation's backward applies ``adj`` itself as its transpose, so a
+    non-symmetric one would give wrong gradients. Checked once per tensor (O(nnz log nnz));
+    :func:`normalized_adjacency` and :func:`permute_adjacency` build theirs known symmetric.
+    """
+    if adj.__dict__.get(_SYMMETRIC):
+        return
+    if not is_symmetric(adj):
+        raise ValueError(
+            f"{name} must be symmetric (the propagation's backward uses {name} as its own "
+            "transpose; normalized_adjacency builds it so). This one is not."
+        )
+    _mark_symmetric(adj)
+
+
+def is_symmetric(adj: torch.Tensor, atol: Optional[float] = None) -> bool:
+    """Whether the square CSR ``adj`` equals its transpose: the same stored positions, and
+    values within ``atol`` (default 10 eps of the largest magnitude, 10 eps relative)."""
+    adj = check_adjacency(adj)
+    n = adj.shape[0]
+    crow, col = adj.crow_indices().to(torch.int64), adj.col_indices().to(torch.int64)
+    row = torch.repeat_interleave(torch.arange(n, device=adj.device), crow[1:] - crow[:-1])
+    by_row, by_col = torch.argsort(row * n + col), torch.argsort(col * n + row)
+    val = adj.values()
+    same = torch.equal(row[by_row], col[by_col]) and torch.equal(col[by_row], row[by_col])
+    if same and val.numel():
+        eps = 10 * torch.finfo(val.dtype).eps if val.is_floating_point() else 0.0
+        atol = eps * float(val.abs().max()) if atol is None else atol
+        same = torch.allclose(val[by_row], val[by_col], rtol=eps, atol=atol)
+    return bool(same)
 
 
 def adjacency_degrees(adj: torch.Tensor) -> torch.Tensor:

@@ -58,8 +58,9 @@ class Catalogue:
         self.num_users_, self.num_items_ = train.num_users, train.num_items
         #: size of the trained factor tables (users and items added later extend them)
         self.trained_users_, self.trained_items_ = train.num_users, train.num_items
-        self.user_map = user_map if user_map is not None else IdMap.identity(train.num_users)
-        self.item_map = item_map if item_map is not None else IdMap.identity(train.num_items)
+        identity = IdMap.identity
+        self.user_map = user_map if user_map is not None else identity(train.num_users, "user")
+        self.item_map = item_map if item_map is not None else identity(train.num_items, "item")
         for name, m, n in (("user", self.user_map, train.num_users),
                            ("item", self.item_map, train.num_items)):  # fmt: skip
             if len(m) != n:
@@ -142,10 +143,8 @@ class Catalogue:
         item factors and the trained users are unchanged, so nothing is retrained.
         """
         self._check_fitted()
-        ids = as_index_tensor("userids", userids).cpu()
+        ids = _new_ids("userids", userids, "num_users")
         rows = self._rows(user_items, ids.numel(), "user_items")
-        if ids.numel() and int(torch.unique(ids).numel()) != ids.numel():
-            raise ValueError("userids must not repeat an id.")
         emb = self._fold_in_checked(rows) if ids.numel() else None
         new_total = max(self.num_users_, int(ids.max()) + 1 if ids.numel() else 0)
         self._grow_users(new_total)
@@ -161,9 +160,7 @@ class Catalogue:
         users' recommendations); the trained users' factors are unchanged.
         """
         self._check_fitted()
-        ids = as_index_tensor("itemids", itemids).cpu()
-        if ids.numel() and int(torch.unique(ids).numel()) != ids.numel():
-            raise ValueError("itemids must not repeat an id.")
+        ids = _new_ids("itemids", itemids, "num_items")
         emb = self._fold_in_items_checked(item_users, ids.numel()) if ids.numel() else None
         users = as_user_items(item_users, ids.numel(), self.device, "item_users", ITEM_ROWS)
         new_total = max(self.num_items_, int(ids.max()) + 1 if ids.numel() else 0)
@@ -204,6 +201,20 @@ class Catalogue:
         self.item_map = self.item_map.extended(total)
         self.train_ = UserItemIndex(self.train_.indptr, self.train_.indices, total)
         self.num_items_ = total
+
+
+def _new_ids(name: str, values: Sequence[int], size_name: str) -> torch.Tensor:
+    """(n,) int64 CPU indices for partial_fit_*: distinct and non-negative (an index at or
+    past ``size_name`` adds one), checked before anything in the model changes."""
+    ids = as_index_tensor(name, values).cpu()
+    if ids.numel() and int(ids.min()) < 0:
+        raise ValueError(
+            f"{name} must be indices >= 0 (one >= {size_name} adds a new one). "
+            f"Got {int(ids.min())} instead."
+        )
+    if ids.numel() and int(torch.unique(ids).numel()) != ids.numel():
+        raise ValueError(f"{name} must not repeat an id.")
+    return ids
 
 
 def _with_extra(base: torch.Tensor, extra: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -278,9 +289,13 @@ def frame_interactions(
 ) -> tuple[UserItemIndex, IdMap, IdMap]:
     """A DataFrame of raw ids as interactions, with the id maps.
 
-    Uses the columns ``user`` and ``item`` (or the only two columns). Without maps, the
-    catalogue is the ids present, numbered in sorted order; with maps (validation data
-    mapped like its training data), an id outside them raises ``UnknownIdError``.
+    Uses the columns ``user`` and ``item``; a frame of exactly two columns may name only
+    one of them (the other column is the other id) or neither (then they are users, items
+    in that order). Every row is one interaction; a ``rating`` column (or ``weight``,
+    ``value``) with negative values is refused, as the matrix path refuses them. Without
+    maps, the catalogue is the ids present, numbered in sorted order; with maps
+    (validation data mapped like its training data), an id outside them raises
+    ``UnknownIdError``.
 
     Returns:
         the :class:`UserItemIndex` and the user and item :class:`IdMap`.
@@ -288,6 +303,10 @@ def frame_interactions(
     columns = list(frame.columns)
     if {"user", "item"} <= set(columns):
         users, items = frame["user"], frame["item"]
+    elif len(columns) == 2 and "item" in columns:
+        users, items = frame[columns[1 - columns.index("item")]], frame["item"]
+    elif len(columns) == 2 and "user" in columns:
+        users, items = frame["user"], frame[columns[1 - columns.index("user")]]
     elif len(columns) == 2:
         users, items = frame[columns[0]], frame[columns[1]]
     else:
@@ -295,6 +314,13 @@ def frame_interactions(
             f"{name} as a DataFrame needs the columns 'user' and 'item' (or exactly two "
             f"columns). Got {columns}."
         )
+    for label in ("rating", "weight", "value"):
+        if label in columns and bool((frame[label] < 0).any()):
+            raise ValueError(
+                f"{name} has negative values in its {label!r} column (e.g. -1 for a dislike). "
+                "LightGCN learns from positive interactions only and would count every row "
+                "as a like: drop those rows (or keep only ratings above a threshold) first."
+            )
     for label, col in (("user", users), ("item", items)):
         if col.isna().any():
             raise ValueError(f"{name} has a missing {label} id in row {int(col.isna().argmax())}.")

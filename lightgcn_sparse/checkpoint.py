@@ -50,9 +50,12 @@ def _atomic_file(path: Path, binary: bool = True) -> Iterator[IO]:
     """
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a directory; give a file name to write.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = _new_file_mode(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # name the file asked for, not its temporary sibling
+        raise OSError(err.errno, f"cannot write {str(path)!r}: {err.strerror}") from err
     try:
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
             yield fh
@@ -67,15 +70,23 @@ def _atomic_file(path: Path, binary: bool = True) -> Iterator[IO]:
     _fsync_dir(path.parent)
 
 
+def as_path(path: Any, name: str = "path") -> Path:
+    """``path`` (a str or os.PathLike) as a Path, or a TypeError naming the argument."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike. Got {type(path).__name__}.")
+    return Path(path)
+
+
 def atomic_write_npz(path: PathLike, arrays: dict[str, Any]) -> Path:
     """Write ``arrays`` to ``path`` (exactly that name) atomically; return the path.
 
     Raises:
-        TypeError: a value is an object array (it would need pickle).
+        TypeError: a value is an object array (it would need pickle), or ``path`` is not a
+            path.
         IsADirectoryError: ``path`` is a directory.
         OSError: the folder cannot be created or written; ``path`` is then unchanged.
     """
-    path = Path(path)
+    path = as_path(path)
     # The list of fields comes first: a damaged directory that drops entries from its end
     # keeps it, so read_npz notices the fields that went missing.
     names = sorted({"format", "version", *arrays})
@@ -105,7 +116,7 @@ def _write_npz(fh: IO, arrays: dict[str, np.ndarray]) -> None:
 
 def atomic_write_text(path: PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
-    path = Path(path)
+    path = as_path(path)
     with _atomic_file(path, binary=False) as fh:
         fh.write(text)
     return path
@@ -134,7 +145,7 @@ def read_npz(path: PathLike, required: tuple[str, ...] = ()) -> dict[str, np.nda
         FileNotFoundError: no file at ``path``.
         CheckpointError: truncated, corrupt, not ours, another version, or missing fields.
     """
-    path = Path(path)
+    path = as_path(path)
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise FileNotFoundError(f"{str(path)!r} {what}.")

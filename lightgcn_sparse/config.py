@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ._checks import InvalidValue, check_choice, check_float, check_int
+from ._checks import InvalidType, InvalidValue, check_choice, check_float, check_int, check_ks
 from .adjacency import NODE_ORDERS
 from .metrics import METRICS
 from .propagation import DTYPES, KERNELS, check_norms, layer_weights
@@ -120,9 +121,7 @@ class Config:
         check_float("init_std", self.init_std, low=0.0, low_open=True)
         check_int("eval_every", self.eval_every, low=1)
         check_int("patience", self.patience, low=0)
-        self.ks = tuple(sorted({check_int("ks", k, low=1) for k in self.ks}))
-        if not self.ks:
-            raise InvalidValue("ks", "ks must hold at least one cutoff.")
+        self.ks = check_ks(self.ks)
         name, _, k = str(self.metric).partition("@")
         if name not in METRICS or not k.isdigit() or int(k) < 1:
             raise InvalidValue(
@@ -131,7 +130,13 @@ class Config:
             )
         if int(k) not in self.ks:
             self.ks = tuple(sorted({*self.ks, int(k)}))
-        check_int("seed", self.seed, low=0)
+        check_int("seed", self.seed, low=0, high=2**63 - 1)  # torch.manual_seed's range
+        if not isinstance(self.extra, dict):
+            raise InvalidType("extra", f"extra must be a dict. Got {type(self.extra).__name__}.")
+        try:  # saved with the model as JSON: fail here, not after training, at save()
+            json.dumps(self.extra)
+        except (TypeError, ValueError) as err:
+            raise InvalidValue("extra", f"extra must be JSON-serializable ({err}).") from err
         check_choice("kernel", self.kernel, ("auto", *KERNELS))
         check_choice("propagation_dtype", self.propagation_dtype, tuple(DTYPES))
         check_choice("node_order", self.node_order, NODE_ORDERS)

@@ -283,6 +283,16 @@ def spmm(
     Returns:
         (N, d) dense tensor.
     """
-    return Graph.wrap(adj).matmul(x, kernel)
+    graph = Graph.wrap(adj)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor. Got {type(x).__name__}.")
+    if x.dim() != 2 or x.shape[0] != graph.num_nodes or not x.is_floating_point():
+        raise ValueError(
+            f"x must be a floating (N, d) tensor with N = {graph.num_nodes}. "
+            f"Got shape {tuple(x.shape)}, dtype {x.dtype}."
+        )
+    if x.device != graph.device:
+        raise ValueError(f"x is on {x.device} but adj is on {graph.device}; they must match.")
+    return graph.matmul(x, kernel)
 
 

@@ -21,7 +21,8 @@ class IdMap:
 
     Raw ids keep their type: an integer catalogue has int64 ids (``196`` and ``"196"`` both
     find user 196), any other has str ids matched exactly (``"SKU-1"`` and ``"sku-1"`` are
-    different items).
+    different items). Whole-number floats (a column that pandas read as float) are integer
+    ids; other floats, NaN, booleans, integers outside int64 and repeated ids are refused.
 
     Args:
         ids: (n,) distinct raw ids, int or str.
@@ -33,12 +34,23 @@ class IdMap:
         arr = np.asarray(ids)
         if arr.ndim != 1:
             raise ValueError(f"{kind} ids must be one-dimensional. Got shape {arr.shape}.")
-        if arr.dtype.kind in "iu":
-            arr = arr.astype(np.int64)
-        elif arr.size and arr.dtype.kind == "b":
+        if arr.size and arr.dtype.kind == "b":
             raise TypeError(f"{kind} ids must be integers or strings. Got booleans.")
+        if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+            raise ValueError(f"{kind} ids must fit in int64. Got {int(arr.max())}.")
+        if arr.dtype.kind == "f":
+            whole = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < 2.0**63)
+            if not whole.all():
+                bad = arr[~whole][0].item()
+                raise ValueError(f"{kind} ids must be integers or strings. Got the float {bad!r}.")
+        if arr.dtype.kind in "iuf":
+            arr = arr.astype(np.int64)
         else:
             arr = arr.astype(str)
+        unique, counts = np.unique(arr, return_counts=True)
+        if unique.size != arr.size:
+            repeated = unique[counts > 1][0].item()
+            raise ValueError(f"{kind} ids must be distinct. Got {repeated!r} more than once.")
         self.ids = arr
         self.kind = kind
         self.source = source
@@ -67,16 +79,14 @@ class IdMap:
         )
 
     def _table(self) -> dict[Any, int]:
-        if self._lookup is None:
+        if self._lookup is None:  # the ids are distinct (checked in __init__)
             self._lookup = {raw: k for k, raw in enumerate(self.ids.tolist())}
-            if len(self._lookup) != len(self):
-                raise ValueError(f"{self.kind} ids must be distinct.")
         return self._lookup
 
     def _one(self, raw: Any) -> int:
         key = raw
-        if isinstance(raw, np.generic):
-            key = raw.item()
+        if isinstance(raw, (np.generic, np.ndarray)) or type(raw).__name__ == "Tensor":
+            key = raw.item()  # a numpy scalar or a 0-d array or tensor
         if self.is_integer:
             if isinstance(key, str) and key.strip().lstrip("-").isdigit():
                 key = int(key.strip())
@@ -95,8 +105,11 @@ class IdMap:
 
     def index(self, raw: Any) -> Any:
         """Index of raw id ``raw`` (an int), or an int64 array for a list or array of ids."""
-        if isinstance(raw, (list, tuple, np.ndarray)):
-            return np.array([self._one(r) for r in np.asarray(raw).tolist()], dtype=np.int64)
+        if isinstance(raw, (list, tuple)) or np.ndim(raw) > 0:  # also arrays, Series, tensors
+            values = np.asarray(raw)
+            if values.ndim != 1:
+                raise ValueError(f"{self.kind} ids must be one id or a 1-D list of ids.")
+            return np.array([self._one(r) for r in values.tolist()], dtype=np.int64)
         return self._one(raw)
 
     def raw(self, index: Any) -> Any:
@@ -112,6 +125,14 @@ class IdMap:
         if self.is_integer:
             start = int(self.ids.max()) + 1 if len(self) else 0
             new = np.arange(start, start + extra, dtype=np.int64)
-        else:
-            new = np.array([f"{self.kind}-{k}" for k in range(len(self), total)])
+        else:  # "<kind>-<index>", with a suffix where the catalogue already has that name
+            taken = set(self._table())
+            names = []
+            for k in range(len(self), total):
+                name, n = f"{self.kind}-{k}", 1
+                while name in taken:
+                    name, n = f"{self.kind}-{k}-{n}", n + 1
+                taken.add(name)
+                names.append(name)
+            new = np.array(names)
         return IdMap(np.concatenate([self.ids, new]), self.kind, self.source)

@@ -34,12 +34,15 @@ def bpr_loss(
         layer0: tensors of layer-0 rows to regularize, typically ``(u0, p0, n0)``, each (B, d).
         reg: :math:`\lambda \ge 0`.
         weight: optional (B,) 0/1 mask of the triples that count (a padded batch): the
-            means above run over the triples of weight 1 only.
+            means above run over the triples of weight 1 only (none: the loss is 0).
 
     Returns:
         scalar tensor.
     """
     reg = check_float("reg", reg, low=0.0)
+    for name, value in (("user_emb", user_emb), ("pos_emb", pos_emb), ("neg_emb", neg_emb)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor. Got {type(value).__name__}.")
     if not (user_emb.shape == pos_emb.shape == neg_emb.shape) or user_emb.dim() != 2:
         raise ValueError(
             "user_emb, pos_emb and neg_emb must all have shape (B, d). Got "
@@ -48,6 +51,19 @@ def bpr_loss(
     if user_emb.shape[0] == 0:
         raise ValueError("the batch is empty: bpr_loss needs at least one triple.")
     batch = user_emb.shape[0]
+    if isinstance(layer0, torch.Tensor) or not isinstance(layer0, (tuple, list)):
+        kind = type(layer0).__name__
+        raise TypeError(f"layer0 must be a tuple of (B, d) tensors, e.g. (u0, p0, n0). Got {kind}.")
+    for e in layer0:
+        if not isinstance(e, torch.Tensor) or e.dim() != 2 or e.shape[0] != batch:
+            raise ValueError(
+                f"layer0 must hold ({batch}, d) tensors, one row per triple. "
+                f"Got {getattr(e, 'shape', type(e).__name__)}."
+            )
+    if weight is not None and (not isinstance(weight, torch.Tensor) or weight.shape != (batch,)):
+        raise ValueError(
+            f"weight must be a ({batch},) tensor, one 0/1 entry per triple. Got {weight!r:.60}."
+        )
     pos = (user_emb * pos_emb).sum(-1)  # (B,)
     neg = (user_emb * neg_emb).sum(-1)  # (B,)
     # softplus(neg - pos) as -logsigmoid(pos - neg): F.softplus returns x itself above its
@@ -57,7 +73,9 @@ def bpr_loss(
         if reg and layer0:
             loss = loss + reg * 0.5 * sum(e.pow(2).sum() for e in layer0) / batch
         return loss
-    count = weight.sum()  # a device scalar: no host synchronization
+    # A device scalar (no host synchronization); a batch whose weights are all 0 counts
+    # no triple and gives 0, not 0 / 0.
+    count = weight.sum().clamp_min(1)
     loss = -(F.logsigmoid(pos - neg) * weight).sum() / count
     if reg and layer0:
         loss = loss + reg * 0.5 * sum((e.pow(2).sum(-1) * weight).sum() for e in layer0) / count

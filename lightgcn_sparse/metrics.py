@@ -22,8 +22,8 @@ from typing import Callable, NamedTuple, Optional
 
 import torch
 
-from ._checks import check_int
-from .user_items import UserItemIndex
+from ._checks import check_int, check_ks
+from .user_items import UserItemIndex, as_user_items
 
 
 def _recall(c) -> torch.Tensor:
@@ -102,15 +102,34 @@ def topk_scores(
         (n, k) int64 item ids and (n, k) scores, best first. Slots beyond the number of
         candidate items hold score ``-inf``.
     """
+    _check_embeddings(user_emb, item_emb)
     num_items = item_emb.shape[0]
     k = check_int("k", k, low=1, high=max(num_items, 1))
+    if exclude is not None:
+        if users is None:
+            raise ValueError("users must be given together with exclude.")
+        exclude = _check_index("exclude", exclude, None, item_emb)
+        if not isinstance(users, torch.Tensor) or users.shape != (user_emb.shape[0],):
+            raise ValueError(
+                f"users must be a ({user_emb.shape[0]},) tensor: the row of exclude of each "
+                f"row of user_emb. Got {users!r:.60}."
+            )
+        users = users.to(device=user_emb.device, dtype=torch.int64)
+        if users.numel() and (int(users.min()) < 0 or int(users.max()) >= exclude.num_users):
+            raise ValueError(f"users must lie in [0, {exclude.num_users}), exclude's rows.")
+    if item_mask is not None and (
+        not isinstance(item_mask, torch.Tensor)
+        or item_mask.dtype != torch.bool
+        or item_mask.shape != (num_items,)
+    ):
+        raise ValueError(
+            f"item_mask must be a ({num_items},) bool tensor. Got {item_mask!r:.60} instead."
+        )
     rows = _chunk_rows(num_items, chunk_bytes, item_emb.element_size())
     ids, scores = [], []
     for s in range(0, user_emb.shape[0], rows):
         block = user_emb[s : s + rows] @ item_emb.T  # (rows, I)
         if exclude is not None:
-            if users is None:
-                raise ValueError("users must be given together with exclude.")
             r, c = exclude.gather(users[s : s + rows])
             block[r, c] = float("-inf")
         if item_mask is not None:
@@ -122,6 +141,41 @@ def topk_scores(
         empty = torch.empty(0, k, dtype=torch.int64, device=user_emb.device)
         return empty, torch.empty(0, k, dtype=item_emb.dtype, device=user_emb.device)
     return torch.cat(ids), torch.cat(scores)
+
+
+def _check_embeddings(user_emb: torch.Tensor, item_emb: torch.Tensor) -> None:
+    """Both (n, d) floating tensors of one d, dtype and device, finite."""
+    for name, emb in (("user_emb", user_emb), ("item_emb", item_emb)):
+        if not isinstance(emb, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor. Got {type(emb).__name__}.")
+        if emb.dim() != 2 or not emb.is_floating_point():
+            raise ValueError(
+                f"{name} must be a 2-D floating tensor (rows, d). "
+                f"Got shape {tuple(emb.shape)}, dtype {emb.dtype}."
+            )
+    if (user_emb.shape[1], user_emb.dtype, user_emb.device) != (
+        item_emb.shape[1], item_emb.dtype, item_emb.device
+    ):  # fmt: skip
+        raise ValueError(
+            "user_emb and item_emb must have the same d, dtype and device. Got "
+            f"{user_emb.shape[1]}, {user_emb.dtype}, {user_emb.device} and "
+            f"{item_emb.shape[1]}, {item_emb.dtype}, {item_emb.device}."
+        )
+    for name, emb in (("user_emb", user_emb), ("item_emb", item_emb)):
+        if not bool(torch.isfinite(emb).all()):
+            raise ValueError(f"{name} holds NaN or infinite values.")
+
+
+def _check_index(name: str, data, num_users: Optional[int], item_emb: torch.Tensor):
+    """``data`` (a UserItemIndex or scipy matrix) on ``item_emb``'s device, with
+    ``num_users`` rows (if given) and one column per row of ``item_emb``."""
+    index = as_user_items(data, num_users, item_emb.device, name)
+    if index.num_items != item_emb.shape[0]:
+        raise ValueError(
+            f"{name} must have {item_emb.shape[0]} columns (items, the rows of item_emb). "
+            f"Got {index.num_items}."
+        )
+    return index
 
 
 def hits_at_k(topk: torch.Tensor, users: torch.Tensor, truth: UserItemIndex) -> torch.Tensor:
@@ -177,9 +231,11 @@ def evaluate_ranking(
     Returns:
         ``{"recall@20": 0.34, ..., "users": n}`` with plain Python floats.
     """
-    ks = sorted({check_int("ks", k, low=1, high=max(item_emb.shape[0], 1)) for k in ks})
-    if not ks:
-        raise ValueError("ks must name at least one cutoff.")
+    _check_embeddings(user_emb, item_emb)
+    ks = list(check_ks(ks, high=max(item_emb.shape[0], 1)))
+    truth = _check_index("truth", truth, user_emb.shape[0], item_emb)
+    if exclude is not None:
+        exclude = _check_index("exclude", exclude, user_emb.shape[0], item_emb)
     deg = truth.degrees()
     users = torch.nonzero(deg > 0).reshape(-1)  # (n,)
     sums: dict[str, float] = {}

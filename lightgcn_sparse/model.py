@@ -145,6 +145,7 @@ class LightGCN(FactorRecommender):
         Plain LightGCN keeps no activations for backward; with ``config.layer_norm`` autograd
         keeps up to K (N, d) of them (see :func:`~lightgcn_sparse.propagation.propagate`).
         """
+        self._check_fitted()
         cfg = self.config
         x0 = self.embedding_ if x0 is None else x0
         return propagate(self.graph_, x0, cfg.num_layers, cfg.alpha, kernel=cfg.kernel,
@@ -164,6 +165,7 @@ class LightGCN(FactorRecommender):
             users, pos, neg: (B,) user and item indices.
             weight: optional (B,) 0/1 mask of the triples that count (see :func:`bpr_loss`).
         """
+        self._check_fitted()
         x0, cfg = self.embedding_, self.config
         rows = torch.cat([users, pos + self.trained_users_, neg + self.trained_users_])  # (3B,)
         if weight is not None or self.device.type != "cpu":
@@ -208,6 +210,7 @@ class LightGCN(FactorRecommender):
         Finite layer-0 embeddings are not enough: scores are inner products of propagated
         embeddings, so those must be small enough that no score overflows.
         """
+        self._check_fitted()
         if not bool(torch.isfinite(self.embedding_).all()):
             return "the embeddings became NaN or infinite"
         final = self._propagated()  # cached: validation reuses it

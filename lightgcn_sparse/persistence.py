@@ -103,7 +103,10 @@ def read_catalogue(data: dict[str, np.ndarray], where: str, dim: int | None) -> 
         if ids.shape != (count,) or ids.dtype.kind not in "iuU":
             raise CheckpointError(f"{where}: {name}_ids has shape {ids.shape}, not ({count},).")
         is_text = bool(text[j]) if text is not None and text.shape == (2,) else None
-        maps.append(IdMap(_typed_ids(ids, is_text), name))
+        try:
+            maps.append(IdMap(_typed_ids(ids, is_text), name))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{where}: {name}_ids: {err}") from err
     return {
         "trained": (trained_users, trained_items),
         "train": trained,
@@ -137,6 +140,13 @@ def summary_field(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
         summary = from_json_array(data["train_state"], path, "train_state")
     if not isinstance(summary, dict):
         raise CheckpointError(f"{str(path)!r}: field 'summary' is not a JSON object.")
+    best = summary.get("best_epoch", 0)
+    if best is not None and (isinstance(best, bool) or not isinstance(best, int)):
+        raise CheckpointError(f"{str(path)!r}: summary's best_epoch is not an integer.")
+    for key in ("history", "timings"):
+        records = summary.get(key, [])
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise CheckpointError(f"{str(path)!r}: summary's {key} is not a list of records.")
     return summary
 
 

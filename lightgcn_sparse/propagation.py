@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import InvalidType, InvalidValue, check_float, check_int
-from .adjacency import check_adjacency
+from .adjacency import is_symmetric, require_symmetric
 from .graph import (  # noqa: F401 - re-exported: propagation's public names since 0.1
     AUTO_KERNEL,
     DTYPES,
@@ -329,6 +329,7 @@ def layer_weights(num_layers: int, alpha: Union[None, float, Sequence[float], to
 def _checked(adj, x0, num_layers, alpha, kernel, dtype):
     """:func:`propagate`'s arguments checked: ``(graph, weights, kernel, dtype, x0)``."""
     graph = Graph.wrap(adj)
+    require_symmetric(graph.adj)
     weights = layer_weights(num_layers, alpha)
     if not isinstance(x0, torch.Tensor):
         raise TypeError(f"x0 must be a torch.Tensor. Got {type(x0).__name__}.")
@@ -462,9 +463,5 @@ def propagate(
 
 
 def check_symmetric(adj: torch.Tensor, atol: Optional[float] = None) -> bool:
-    """True when ``adj`` equals its transpose (a debugging aid, O(nnz) memory)."""
-    adj = check_adjacency(adj)
-    coo = adj.to_sparse_coo().coalesce()
-    diff = (coo - coo.t()).coalesce().values()
-    tol = atol if atol is not None else 10 * torch.finfo(adj.dtype).eps
-    return bool(diff.abs().max() <= tol) if diff.numel() else True
+    """True when ``adj`` equals its transpose (:func:`.adjacency.is_symmetric`)."""
+    return is_symmetric(adj, atol)

@@ -174,17 +174,20 @@ class FactorRecommender(Catalogue, abc.ABC):
         )
         return _as_result(ids, scores, np.ndim(userid) == 0)
 
-    def _item_mask(self, filter_items, items, size: int | None = None) -> torch.Tensor | None:
-        """(size,) bool candidates, or None when every item is a candidate."""
+    def _item_mask(
+        self, filter_items, items, size: int | None = None, kind: str = "items"
+    ) -> torch.Tensor | None:
+        """(size,) bool candidates, or None when every one is a candidate; ``kind`` names
+        the arguments in messages (``filter_users`` / ``users`` for :meth:`similar_users`)."""
         size = self.num_items_ if size is None else size
         if items is None and filter_items is None:
             return None
         mask = torch.ones(size, dtype=torch.bool, device=self.device)
         if items is not None:
             mask.zero_()
-            mask[as_index_tensor("items", items, size, self.device)] = True
+            mask[as_index_tensor(kind, items, size, self.device)] = True
         if filter_items is not None:
-            mask[as_index_tensor("filter_items", filter_items, size, self.device)] = False
+            mask[as_index_tensor(f"filter_{kind}", filter_items, size, self.device)] = False
         return mask
 
     def recalculate_user(self, userid: Any, user_items: UserItemsLike) -> np.ndarray:
@@ -244,7 +247,8 @@ class FactorRecommender(Catalogue, abc.ABC):
         index = as_index_tensor(name, idx, emb.shape[0], self.device)
         N = check_int("N", N, low=1, high=emb.shape[0])
         normed = torch.nn.functional.normalize(emb, dim=1)
-        mask = self._item_mask(filter_items, items, emb.shape[0])
+        kind = "users" if name == "userid" else "items"
+        mask = self._item_mask(filter_items, items, emb.shape[0], kind)
         ids, scores = topk_scores(normed[index], normed, N, None, None, mask)
         return _as_result(ids, scores, np.ndim(idx) == 0)
 
@@ -273,7 +277,7 @@ class FactorRecommender(Catalogue, abc.ABC):
         truth = self._rows(test, self.num_users_, "test")
         excl = self.train_ if exclude is None else self._rows(exclude, self.num_users_, "exclude")
         users, items = self.factors()
-        return evaluate_ranking(users, items, truth, excl, ks or self._default_ks())
+        return evaluate_ranking(users, items, truth, excl, self._default_ks() if ks is None else ks)
 
     def _default_ks(self) -> tuple[int, ...]:
         return (10, 20)

@@ -140,6 +140,14 @@ class Trainer:
     ) -> None:
         self.model = model
         self.strategy = strategy if strategy is not None else SingleProcess()
+        needed = [n for n in ("is_writer", "setup", "shard", "reduce_gradients", "reduce_sum")
+                  if not hasattr(self.strategy, n)]  # fmt: skip
+        if needed:
+            raise TypeError(
+                "strategy must be None or an execution strategy such as "
+                f"lightgcn_sparse.distributed.DataParallel (it lacks {needed}). "
+                f"Got {strategy!r:.60}."
+            )
         self.checkpoint_every = check_int("checkpoint_every", checkpoint_every, low=0)
         if self.checkpoint_every and checkpoint_path is None:
             raise ValueError("checkpoint_every needs checkpoint_path.")
@@ -286,6 +294,11 @@ class Trainer:
         if valid.num_items != train.num_items:
             raise ValueError(
                 f"validation must have {train.num_items} columns (items). Got {valid.num_items}."
+            )
+        if not valid.nnz:
+            raise ValueError(
+                "validation holds no interactions, so no epoch can be chosen on it (every "
+                "metric would be NaN); pass None to train for the configured epochs."
             )
         cfg = self.model.config
         if max(cfg.ks) > train.num_items:

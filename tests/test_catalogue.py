@@ -137,3 +137,64 @@ def test_progress_reports_within_long_epochs_outside_a_terminal():
         "epoch 1/3: batch 40/396 loss 0.5000",
         "epoch 1/3  loss 0.4000  2.50s",
     ]
+
+
+@pytest.mark.parametrize(
+    "ids,exc,match",
+    [
+        ([7, 7, 2], ValueError, "user ids must be distinct. Got 7 more than once"),
+        ([1, "1"], ValueError, "user ids must be distinct. Got '1' more than once"),
+        (np.array([2**64 - 1, 1], np.uint64), ValueError, "must fit in int64"),
+        ([1.5, 2.0], ValueError, "must be integers or strings. Got the float 1.5"),
+        ([np.nan, 1.0], ValueError, "Got the float nan"),
+    ],
+)
+def test_id_map_refuses_ids_that_cannot_name_one_user_each(ids, exc, match):
+    with pytest.raises(exc, match=match):
+        IdMap(ids, "user")
+
+
+def test_repeated_raw_ids_are_refused_at_fit_and_every_lookup_names_one_user():
+    matrix = sp.random(6, 5, density=0.4, format="csr", random_state=0)
+    with pytest.raises(ValueError, match="user ids must be distinct. Got 7 more than once"):
+        LightGCN(epochs=1).fit(matrix, user_ids=[7, 7, 2, 3, 4, 5], show_progress=False)
+    frame = pd.DataFrame({"user": [1, "1", 2], "item": [10, 11, 10]})
+    with pytest.raises(ValueError, match="user ids must be distinct"):
+        LightGCN(epochs=1).fit(frame, show_progress=False)
+    whole = IdMap(np.array([3.0, 1.0]), "item")  # a column pandas read as float
+    assert whole.is_integer and whole.index(3) == 0
+    lookup = IdMap([5, 6, 7], "user")
+    assert lookup.index(pd.Series([7, 5])).tolist() == [2, 0]
+    assert lookup.index(torch.tensor([6])).tolist() == [1] and lookup.index(torch.tensor(6)) == 1
+    plain = LightGCN(embedding_dim=4, epochs=1).fit(matrix, show_progress=False)
+    with pytest.raises(UnknownIdError, match="unknown user id 99: not among the 6 users"):
+        plain.user_index(99)
+
+
+def test_new_text_ids_never_repeat_an_existing_one():
+    grown = IdMap(["a", "b", "user-3"], "user").extended(5)
+    assert grown.ids.tolist() == ["a", "b", "user-3", "user-3-1", "user-4"]
+
+
+def test_a_refused_partial_fit_changes_nothing(fitted, tmp_path):
+    model = LightGCN.load(fitted.save(tmp_path / "copy.npz"))
+    before = model.recommend(np.arange(model.num_users), N=5)
+    row = sp.csr_matrix(([1.0], ([0], [3])), shape=(1, model.num_items))
+    with pytest.raises(ValueError, match=r"userids must be indices >= 0 .* Got -1"):
+        model.partial_fit_users([-1], row)
+    col = sp.csr_matrix(([1.0], ([0], [3])), shape=(1, model.num_users))
+    with pytest.raises(ValueError, match=r"itemids must be indices >= 0 .* Got -2"):
+        model.partial_fit_items([-2], col)
+    assert model.extra_users_ == {} and model.extra_items_ == {}
+    after = model.recommend(np.arange(model.num_users), N=5)
+    np.testing.assert_array_equal(before[0], after[0])
+    LightGCN.load(model.save(tmp_path / "again.npz"))  # still a valid model file
+
+
+def test_frames_are_read_by_column_name_and_negative_ratings_refused():
+    named = pd.DataFrame({"item": [10, 20, 20, 30], "uid": [5, 5, 6, 6]})
+    model = LightGCN(embedding_dim=4, epochs=1).fit(named, show_progress=False)
+    assert model.user_ids.tolist() == [5, 6] and model.item_ids.tolist() == [10, 20, 30]
+    rated = pd.DataFrame({"user": [1, 1, 2], "item": [7, 8, 7], "rating": [5, -5, 4]})
+    with pytest.raises(ValueError, match="negative values in its 'rating' column"):
+        LightGCN(epochs=1).fit(rated, show_progress=False)

@@ -362,6 +362,9 @@ def test_num_layers_zero_is_matrix_factorization():
         (dict(ks=(0,)), ["ks", "Got 0"]),
         (dict(ks=()), ["ks must hold at least one cutoff"]),
         (dict(seed=-1), ["seed", "Got -1"]),
+        (dict(seed=2**64), ["seed must be an int in [0, 9223372036854775807]"]),
+        (dict(ks="20"), ["ks must be an int or a list of ints", "'20'"]),
+        (dict(extra={"n": np.int64(3)}), ["extra must be JSON-serializable", "int64"]),
         (dict(sampling="random"), ["sampling must be one of", "'random'"]),
         (dict(kernel="dense"), ["kernel must be", "'dense'"]),
         (dict(device="tpu"), ["device must name a torch device", "'tpu'"]),
@@ -374,6 +377,50 @@ def test_fit_rejects_bad_hyperparameters(changes, words):
     assert_clean(excinfo, *words)
     text = repr(LightGCN(**tiny_config(**changes)))  # an invalid model still prints
     assert text.startswith("LightGCN(")
+
+
+def test_fit_rejects_a_strategy_that_is_not_one():
+    with pytest.raises(TypeError) as excinfo:
+        LightGCN(**tiny_config()).fit(tiny_matrix(), show_progress=False, strategy="ddp")
+    assert_clean(excinfo, "strategy must be None or an execution strategy", "'ddp'")
+
+
+@pytest.mark.parametrize(
+    "call,words",
+    [
+        (lambda m: m.propagate(), ["not fitted yet"]),
+        (lambda m: m.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([2])), ["fitted"]),
+        (lambda m: m.divergence(), ["not fitted yet"]),
+    ],
+)
+def test_an_unfitted_model_says_so(call, words):
+    with pytest.raises(lightgcn_sparse.NotFittedError) as excinfo:
+        call(LightGCN(**tiny_config()))
+    assert_clean(excinfo, *words)
+
+
+def test_similar_users_names_its_own_arguments_and_empty_ks_is_refused():
+    model = tiny_model()
+    with pytest.raises(ValueError) as excinfo:
+        model.similar_users(0, filter_users=[U + 5])
+    assert_clean(excinfo, "filter_users must lie in [0, 12)")
+    with pytest.raises(ValueError) as excinfo:
+        model.evaluate(tiny_matrix(), ks=[])
+    assert_clean(excinfo, "ks must hold at least one cutoff")
+
+
+def test_save_and_load_name_the_path_they_were_given(tmp_path):
+    model = tiny_model()
+    for call in (lambda: model.save(None), lambda: LightGCN.load(None)):
+        with pytest.raises(TypeError) as excinfo:
+            call()
+        assert_clean(excinfo, "path must be a str or os.PathLike. Got NoneType")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OSError) as excinfo:
+        model.save(blocker / "model.npz")  # its folder would be inside a file
+    assert_clean(excinfo, f"cannot write {str(blocker / 'model.npz')!r}")
+    assert blocker.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")

@@ -144,6 +144,31 @@ def test_shape_mismatch_raises(shapes, match):
 
 
 @pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        ({"layer0": torch.ones(5, 3)}, TypeError, r"layer0 must be a tuple of \(B, d\) tensors"),
+        ({"layer0": (torch.ones(7, 2),)}, ValueError, r"layer0 must hold \(5, d\) tensors"),
+        ({"weight": torch.ones(4)}, ValueError, r"weight must be a \(5,\) tensor"),
+        ({"weight": [1, 1, 1, 1, 1]}, ValueError, r"weight must be a \(5,\) tensor"),
+    ],
+)
+def test_layer0_and_weight_must_fit_the_batch(kwargs, exc, match):
+    e = torch.ones(5, 3)
+    with pytest.raises(exc, match=match):
+        bpr_loss(e, e, e, reg=1e-4, **kwargs)
+    with pytest.raises(TypeError, match="user_emb must be a torch.Tensor. Got ndarray"):
+        bpr_loss(np.ones((5, 3)), e, e)
+
+
+def test_a_batch_of_zero_weights_counts_no_triple():
+    e = torch.randn(5, 3, requires_grad=True)
+    loss = bpr_loss(e, e * 2, e * 3, (e,), reg=1e-4, weight=torch.zeros(5))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(e.grad, torch.zeros_like(e))
+
+
+@pytest.mark.parametrize(
     "reg,exc,match",
     [
         (-0.1, ValueError, r"reg must be a finite number in \[0\.0, inf\]\. Got -0\.1"),

@@ -277,7 +277,9 @@ def test_topk_k_out_of_range(k, exc, match):
         ([0], ValueError, r"ks must be an int in \[1, 4\]\. Got 0 instead"),
         ([2, 5], ValueError, r"ks must be an int in \[1, 4\]\. Got 5 instead"),
         ([1.5], TypeError, r"ks must be an int .*Got 1\.5"),
-        ([], ValueError, r"ks must name at least one cutoff"),
+        ([], ValueError, r"ks must hold at least one cutoff"),
+        ("20", TypeError, r"ks must be an int or a list of ints\. Got '20'"),
+        (True, TypeError, r"ks must be an int or a list of ints\. Got True"),
     ],
 )
 def test_evaluate_bad_ks(ks, exc, match):
@@ -301,3 +303,50 @@ def test_reference_is_sound():
     assert m["ndcg"] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
     assert m["map"] == pytest.approx((1 / 2) / 2)
     np.testing.assert_equal(ref_evaluate([[1.0, 0.0]], [set()], [set()], [1])["users"], 0)
+
+
+def test_topk_refuses_masks_and_users_that_would_filter_the_wrong_items():
+    ue, ie = torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([[3.0, 0], [2.0, 0], [1.0, 0]])
+    with pytest.raises(ValueError, match=r"item_mask must be a \(3,\) bool tensor"):
+        topk_scores(ue, ie, 1, item_mask=torch.tensor([0, 1, 1]))  # ~int is a bitwise not
+    ids, _ = topk_scores(ue, ie, 1, item_mask=torch.tensor([False, True, True]))
+    assert ids.tolist() == [[1], [1]]
+    seen = user_items_from_pairs([0, 1], [0, 0], 2, 3)
+    with pytest.raises(ValueError, match=r"users must be a \(2,\) tensor"):
+        topk_scores(ue, ie, 1, seen, torch.tensor([0]))  # row 1 would not be filtered
+    with pytest.raises(ValueError, match=r"users must lie in \[0, 2\)"):
+        topk_scores(ue, ie, 1, seen, torch.tensor([0, 5]))
+    assert topk_scores(ue, ie, 1, seen, torch.tensor([0, 1]))[0].tolist() == [[1], [1]]
+
+
+@pytest.mark.parametrize(
+    "user_emb,item_emb,truth_items,match",
+    [
+        (torch.ones(2, 3), torch.ones(3, 3), 5, r"truth must have 3 columns"),
+        (torch.ones(2, 3), torch.ones(4, 2), 4, r"the same d, dtype and device"),
+        (torch.ones(2, 3), torch.ones(4, 3, dtype=torch.float64), 4, r"the same d, dtype"),
+        (torch.full((2, 3), math.nan), torch.ones(4, 3), 4, r"user_emb holds NaN"),
+        (torch.ones(2, 3, dtype=torch.int64), torch.ones(4, 3), 4, r"2-D floating tensor"),
+    ],
+)
+def test_evaluate_refuses_mismatched_or_broken_embeddings(user_emb, item_emb, truth_items, match):
+    truth = user_items_from_pairs([0], [1], 2, truth_items)
+    with pytest.raises(ValueError, match=match):
+        evaluate_ranking(user_emb, item_emb, truth, ks=(1,))
+
+
+def test_evaluate_takes_scipy_matrices_and_checks_their_shape():
+    import scipy.sparse as sp
+
+    g = torch.Generator().manual_seed(0)
+    ue, ie = torch.randn(3, 4, generator=g), torch.randn(5, 4, generator=g)
+    test = sp.csr_matrix(([1.0, 1.0], ([0, 2], [1, 4])), shape=(3, 5))
+    train = sp.csr_matrix(([1.0], ([0], [2])), shape=(3, 5))
+    got = evaluate_ranking(ue, ie, test, exclude=train, ks=5)
+    want = evaluate_ranking(ue, ie, user_items_from_pairs([0, 2], [1, 4], 3, 5),
+                            user_items_from_pairs([0], [2], 3, 5), ks=(5,))  # fmt: skip
+    assert got == want and got["users"] == 2
+    with pytest.raises(ValueError, match=r"exclude must have 3 rows"):
+        evaluate_ranking(ue, ie, test, exclude=sp.csr_matrix((4, 5)), ks=5)
+    with pytest.raises(TypeError, match=r"user_emb must be a torch.Tensor"):
+        evaluate_ranking(ue.numpy(), ie, test)

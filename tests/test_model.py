@@ -123,6 +123,12 @@ def test_fit_without_validation_keeps_the_last_epoch(planted):
     assert all("val_loss" not in r for r in model.history_)
 
 
+def test_an_empty_validation_is_refused_not_turned_into_nan_metrics(planted):
+    empty = sp.csr_matrix(planted.train.shape)
+    with pytest.raises(ValueError, match="validation holds no interactions"):
+        LightGCN(**small_config(epochs=3)).fit(planted.train, empty, show_progress=False)
+
+
 def test_fit_accepts_index_pairs(planted):
     coo = planted.train.tocoo()
     a = LightGCN(**small_config(epochs=2)).fit(planted.train, show_progress=False)

@@ -404,3 +404,35 @@ def test_spmm_stays_differentiable_in_x(kernel):
     x = torch.randn(15, 3, generator=gen, requires_grad=True)
     spmm(adj, x, kernel).sum().backward()
     torch.testing.assert_close(x.grad, adj.to_dense().T @ torch.ones(15, 3))
+
+
+@pytest.mark.parametrize(
+    "x,exc,match",
+    [
+        (torch.ones(9, 4), ValueError, r"x must be a floating \(N, d\) tensor with N = 5"),
+        (torch.ones(3, 4), ValueError, r"with N = 5. Got shape \(3, 4\)"),
+        (torch.ones(5), ValueError, r"Got shape \(5,\)"),
+        (torch.ones(5, 4, dtype=torch.int64), ValueError, r"dtype torch.int64"),
+        (np.ones((5, 4), np.float32), TypeError, r"x must be a torch.Tensor"),
+        (torch.ones(5, 4, device="meta"), ValueError, r"x is on meta but adj is on cpu"),
+    ],
+)
+def test_spmm_refuses_an_x_that_is_not_one_row_per_node(adj5, x, exc, match):
+    for kernel in ("embedding_bag", "sparse_mm"):
+        with pytest.raises(exc, match=match):
+            spmm(adj5, x, kernel)
+
+
+def test_propagation_refuses_a_non_symmetric_adjacency_whose_gradient_would_be_wrong(adj5):
+    dense = adj5.to_dense()
+    dense[0, 2] += 0.25  # one entry without its mirror
+    skewed = _csr(dense)
+    x0 = torch.randn(5, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="adj must be symmetric"):
+        propagate(skewed, x0, 2)
+    with pytest.raises(ValueError, match="adj must be symmetric"):
+        propagate_rows(skewed, x0, torch.tensor([0, 1]), 2)
+    assert spmm(skewed, x0.detach()).shape == (5, 3)  # one product needs no symmetry
+    mirrored = _csr(dense + dense.T)  # symmetric, checked once and then remembered
+    propagate(mirrored, x0, 2).sum().backward()
+    assert mirrored.__dict__["_lightgcn_symmetric"] is True
