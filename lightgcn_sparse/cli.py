@@ -21,11 +21,13 @@ from .cli_options import (
     config_of,
     data_options,
     friendly_errors,
+    interrupted,
     k_option,
     metrics_json_option,
     model_option,
     spec_fields,
     spec_of,
+    survive_closed_pipes,
     train_options,
 )
 from .config import Config
@@ -39,7 +41,15 @@ from .experiment import (
     train,
 )
 from .lookup import describe_items, find_item, find_user, item_label, item_noun
-from .reporting import RunLock, check_outputs, finish_training, metrics_table, train_seconds
+from .reporting import (
+    RunLock,
+    check_metrics_json,
+    check_outputs,
+    finish_training,
+    metrics_table,
+    save_interrupted,
+    train_seconds,
+)
 
 
 def _echo_table(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> None:
@@ -59,24 +69,29 @@ def main() -> None:
 @main.command("train")
 @train_options
 @friendly_errors
-def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, ks, quiet,
-              **options):  # fmt: skip
+def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, overwrite, ks,
+              quiet, **options):  # fmt: skip
     """Train LightGCN, evaluate on the test split, and save the model."""
+    survive_closed_pipes()
     spec = spec_of(options)
-    cfg = config_of(preset_name, alpha, options)
-    if cfg.epochs < 1:
+    if options.get("epochs") is not None and options["epochs"] < 1:
         raise click.BadParameter("must be at least 1 to train anything.", param_hint="'--epochs'")
+    cfg = config_of(preset_name, alpha, options)
     out = Path(out)
-    check_outputs(out, metrics_json)
-    with RunLock(out):
+    created = check_outputs(out, metrics_json, resume, overwrite)
+    with RunLock(out, created):
+        done = 0
         if resume is not None and spec.protocol != "refit":  # refit: the phase decides
-            _check_resume(resume, cfg)
+            done = _check_resume(resume, cfg)
+        checkpoint_every = resumed_checkpoints(resume, checkpoint_every, cfg, quiet)
         loaded = spec.load(download=not options["no_download"])
         table, split = loaded
         ks = check_cutoffs(ks, table.num_items)
-        check_cutoffs(cfg.ks, table.num_items, "metric")
+        cfg = validation_cutoffs(cfg, table.num_items)
         if not quiet:
             _announce(table, split, spec.resolved(table))
+            if resume is not None:
+                click.echo(f"resuming {resume} after epoch {done}", err=True)
         try:
             model, table, split = train(
                 spec, cfg, show_progress=not quiet, checkpoint_path=out / "checkpoint.npz",
@@ -85,6 +100,25 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, k
         except KeyboardInterrupt:
             raise _interrupted(out, checkpoint_every) from None
         report_training(model, split, spec.resolved(table), out, ks, metrics_json, quiet=quiet)
+
+
+def resumed_checkpoints(resume, checkpoint_every: int, cfg: Config, quiet: bool) -> int:
+    """``--checkpoint-every`` for this run: a resumed run without it keeps writing
+    checkpoints, at each evaluation (every ``eval_every`` epochs), and says so."""
+    if resume is None or checkpoint_every:
+        return checkpoint_every
+    if not quiet:
+        click.echo(f"checkpoints every {cfg.eval_every} epochs (--eval-every), as it "
+                   "resumes one; --checkpoint-every N sets another interval", err=True)  # fmt: skip
+    return cfg.eval_every
+
+
+def validation_cutoffs(cfg: Config, num_items: int) -> Config:
+    """``cfg`` with the default validation cutoffs larger than the catalogue dropped (a
+    catalogue under 20 items can train); the metric's own cutoff must fit (``--metric``)."""
+    metric_k = int(cfg.metric.partition("@")[2])
+    check_cutoffs((metric_k,), num_items, "metric")
+    return cfg.replace(ks=tuple(k for k in cfg.ks if k <= num_items))
 
 
 def _announce(table, split, spec: DataSpec) -> None:
@@ -98,11 +132,11 @@ def _announce(table, split, spec: DataSpec) -> None:
     )
 
 
-def _check_resume(resume: str, cfg: Config) -> None:
-    """Refuse a resume that would train nothing (the checkpoint is already further)."""
+def _check_resume(resume: str, cfg: Config) -> int:
+    """The epochs the checkpoint has trained; refuse a resume that would train nothing."""
     data = read_npz(resume)
     if "train_state" not in data:
-        return  # the trainer explains what is wrong with it
+        return 0  # the trainer explains what is wrong with it
     done = int(from_json_array(data["train_state"], resume, "train_state").get("epoch", 0))
     if done >= cfg.epochs:
         raise click.BadParameter(
@@ -110,19 +144,19 @@ def _check_resume(resume: str, cfg: Config) -> None:
             f"continue it (--epochs {cfg.epochs} would train none).",
             param_hint="'--epochs'",
         )
+    return done
 
 
 def _interrupted(out: Path, checkpoint_every: int) -> click.ClickException:
-    error = click.ClickException("")
-    error.exit_code = 130
     checkpoint = out / "checkpoint.npz"
-    if checkpoint_every and checkpoint.exists():
-        error.message = (f"interrupted. Continue from the last checkpoint with the same options "
-                         f"and --resume {checkpoint}")  # fmt: skip
-    else:
-        error.message = ("interrupted before any checkpoint was written; nothing was saved. "
-                         "Run with --checkpoint-every N to be able to --resume.")  # fmt: skip
-    return error
+    if checkpoint.exists():
+        return interrupted(f"interrupted. Continue from the last checkpoint with the same "
+                           f"options and --resume {checkpoint}")  # fmt: skip
+    if checkpoint_every:
+        return interrupted(f"interrupted before the first checkpoint (every {checkpoint_every} "
+                           "epochs) was written; nothing was saved.")  # fmt: skip
+    return interrupted("interrupted before any checkpoint was written; nothing was saved. "
+                       "Run with --checkpoint-every N to be able to --resume.")
 
 
 def report_training(model, split, spec: DataSpec, out: Path, ks, metrics_json=None,
@@ -133,7 +167,15 @@ def report_training(model, split, spec: DataSpec, out: Path, ks, metrics_json=No
                    "interactions ...", err=True)  # fmt: skip
     facts = {"protocol": spec.protocol, "selected_on": "test" if spec.protocol == "paper"
              else "validation", **(extra or {})}  # fmt: skip
-    payload = finish_training(model, split, out, ks, metrics_json, facts)
+    try:
+        payload = finish_training(model, split, out, ks, metrics_json, facts)
+    except KeyboardInterrupt:  # the model is trained: keep it, only its test metrics are lost
+        save_interrupted(model, out)
+        raise interrupted(
+            f"interrupted during the test evaluation. The trained model is saved in "
+            f"{out / 'model.npz'}; 'lightgcn-sparse evaluate --model {out / 'model.npz'}' "
+            "computes its test metrics."
+        ) from None
     total, ran = train_seconds(model), len(model.timings_)
     procs = f" on {extra['world_size']} process(es)" if extra and "world_size" in extra else ""
     click.echo(f"trained {ran} epochs in {total:.1f}s ({total / max(ran, 1):.2f}s/epoch){procs}")
@@ -158,7 +200,7 @@ def _load(model_path: str, options: dict[str, Any]):
 def evaluate_cmd(model_path, ks, metrics_json, **options):
     """Test metrics of a saved model on the split it was trained with, popularity beside."""
     if metrics_json:
-        check_outputs(Path(metrics_json).parent or ".", None)
+        check_metrics_json(metrics_json)
     model, table, split, spec = _load(model_path, options)
     ks = check_cutoffs(ks, model.num_items)
     results = {"LightGCN": evaluate_test(model, split, ks),

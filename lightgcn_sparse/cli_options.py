@@ -65,6 +65,8 @@ def friendly_errors(func: Callable) -> Callable:
             raise
         except BrokenPipeError:
             _quiet_exit()
+        except KeyboardInterrupt:  # before or after training (train_cmd words its own)
+            raise interrupted("interrupted.") from None
         except (InvalidValue, InvalidType) as err:
             raise bad_parameter(err) from err
         except USER_ERRORS as err:
@@ -78,6 +80,56 @@ def friendly_errors(func: Callable) -> Callable:
             ) from err
 
     return wrapper
+
+
+def interrupted(message: str) -> click.ClickException:
+    """The error a command ends with on Ctrl-C: ``message``, exit code 130 (as shells do)."""
+    error = click.ClickException(message)
+    error.exit_code = 130
+    return error
+
+
+class _SurvivesClosedPipe:
+    """A text stream that, once its reader has gone (``| head``), drops what is written
+    instead of raising: a training run keeps going and still saves its model."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self._gone = True
+        try:  # so that the interpreter's last flush at exit does not fail either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def survive_closed_pipes() -> None:
+    """Make stdout and stderr drop output once their reader has gone (for long commands:
+    a closed pager or ``| head`` must not end a training run before it saves its model)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _SurvivesClosedPipe):
+            setattr(sys, name, _SurvivesClosedPipe(stream))
 
 
 def _quiet_exit() -> None:
@@ -260,6 +312,8 @@ def train_options(func: Callable) -> Callable:
                      "an interrupted run can be resumed (0: never)."),
         click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="Continue an interrupted run from its checkpoint.npz."),
+        click.option("--overwrite", is_flag=True, help="Replace the run already in --out "
+                     "(its model.npz or checkpoint.npz); without it such a folder is refused."),
         k_option(),
         click.option("--quiet", is_flag=True, help="No progress output."),
     )(func)  # fmt: skip

@@ -29,31 +29,55 @@ class OutputError(OSError):
     """An output location cannot be written; the message names it."""
 
 
-def check_outputs(out_dir: PathLike, metrics_json: Optional[PathLike] = None) -> None:
-    """Fail now, before any training, if ``out_dir`` or ``metrics_json`` cannot be written.
+#: What an output folder holds once a run has written into it.
+RUN_FILES = ("model.npz", "checkpoint.npz")
+
+
+def check_outputs(
+    out_dir: PathLike,
+    metrics_json: Optional[PathLike] = None,
+    resume: Optional[PathLike] = None,
+    overwrite: bool = True,
+) -> bool:
+    """Fail now, before any training, if ``out_dir`` or ``metrics_json`` cannot be written,
+    or (``overwrite=False``, no ``resume``) if ``out_dir`` holds an earlier run's model or
+    checkpoint, which this run would replace.
 
     Creates ``out_dir`` if needed and writes (then removes) a probe file in it and in the
-    folder of ``metrics_json``.
+    folder of ``metrics_json``. Returns whether ``out_dir`` was created here.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is a file; name a folder to write the run into.")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and resume is None and not overwrite:
+        go_on = f"continue it with --resume {out / held[-1]}, " if "checkpoint.npz" in held else ""
+        raise OutputError(
+            f"--out {str(out)!r} already holds a run ({', '.join(held)}), which this one would "
+            f"replace: {go_on}give another --out, or pass --overwrite to replace it."
+        )
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"--out {str(out)!r} cannot be created ({_reason(err)}).") from err
     _probe(out, f"--out {str(out)!r}")
     if metrics_json:
-        path = Path(metrics_json)
-        if path.is_dir():
-            raise OutputError(
-                f"--metrics-json {str(path)!r} is a folder; name a file, e.g. {path / 'm.json'}."
-            )
-        if not path.parent.is_dir():
-            raise OutputError(
-                f"--metrics-json {str(path)!r}: the folder {str(path.parent)!r} does not exist."
-            )
-        _probe(path.parent, f"--metrics-json {str(path)!r}")
+        check_metrics_json(metrics_json)
+    return created
+
+
+def check_metrics_json(metrics_json: PathLike) -> None:
+    """Fail now if the file ``metrics_json`` cannot be written (its folder must exist)."""
+    path = Path(metrics_json)
+    what = f"--metrics-json {str(path)!r}"
+    if path.is_dir():
+        raise OutputError(f"{what} is a folder; name a file, e.g. {path / 'm.json'}.")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"{what}: {str(path.parent)!r} is a file, not a folder.")
+    if not path.parent.is_dir():
+        raise OutputError(f"{what}: the folder {str(path.parent)!r} does not exist.")
+    _probe(path.parent, what)
 
 
 def _probe(folder: Path, what: str) -> None:
@@ -78,8 +102,9 @@ class RunLock:
     it does nothing.
     """
 
-    def __init__(self, out_dir: PathLike) -> None:
+    def __init__(self, out_dir: PathLike, created: bool = False) -> None:
         self.path = Path(out_dir) / ".lock"
+        self.created = created  # a run that fails leaves no empty folder it made behind
         self._fd: Optional[int] = None
 
     def __enter__(self) -> RunLock:
@@ -100,10 +125,23 @@ class RunLock:
         self._fd = fd
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, kind: Any, *exc: Any) -> None:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
             self._fd = None
+            folder = self.path.parent
+            if kind is not None and self.created and os.listdir(folder) == [self.path.name]:
+                self.path.unlink(missing_ok=True)
+                folder.rmdir()
+
+
+def save_interrupted(model: LightGCN, out_dir: PathLike) -> None:
+    """After a Ctrl-C in the final evaluation: keep the trained model and its history, and
+    remove an earlier run's metrics.json, which would not describe this model."""
+    out = Path(out_dir)
+    model.save(out / "model.npz")
+    write_history(model, out)
+    (out / "metrics.json").unlink(missing_ok=True)
 
 
 def finish_training(

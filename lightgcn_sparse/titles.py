@@ -282,6 +282,16 @@ def resolve_title(
             hint += f", or give the id, e.g. 'id:{ids[matches[0]]}'"
         raise AmbiguousTitle(f"{query!r} matches several {noun}s: {listed}{more}; {hint}.",
                              matches)  # fmt: skip
+    norm = _parse_query(query)[0]
+    containing = [i for i, t in enumerate(titles) if norm and norm in _normalize(t)]
+    if len(containing) > 1:  # a part of several titles ("Star Trek")
+        listed = ", ".join(repr(_display(i, titles, title_years)) for i in containing[:10])
+        more = f" (and {len(containing) - 10} more)" if len(containing) > 10 else ""
+        raise AmbiguousTitle(
+            f"No {noun} is titled {query!r}, but {len(containing)} {noun}s have it in their "
+            f"title: {listed}{more}; give one of them in full.",
+            containing,
+        )
     suggestions = closest_titles(query, titles, n=5)
     if suggestions:
         listed = ", ".join(repr(_display(i, titles, title_years)) for i in suggestions)

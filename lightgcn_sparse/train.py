@@ -29,8 +29,14 @@ import click
 import torch.distributed as dist
 
 from . import experiment
-from .cli import report_training
-from .cli_options import config_of, friendly_errors, spec_of, train_options
+from .cli import _interrupted, report_training, resumed_checkpoints, validation_cutoffs
+from .cli_options import (
+    config_of,
+    friendly_errors,
+    spec_of,
+    survive_closed_pipes,
+    train_options,
+)
 from .distributed import DataParallel, init_distributed
 from .reporting import check_outputs
 
@@ -45,9 +51,10 @@ from .reporting import check_outputs
     help="auto: gloo on CPU, nccl on CUDA.",
 )
 @friendly_errors
-def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, ks, quiet, backend,
-         **options):  # fmt: skip
+def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, overwrite, ks, quiet,
+         backend, **options):  # fmt: skip
     """Train LightGCN data-parallel over the processes started by torchrun."""
+    survive_closed_pipes()
     spec = spec_of(options)
     cfg = config_of(preset_name, alpha, options)
     no_download = options["no_download"]
@@ -58,7 +65,8 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, ks, qu
         show = rank == 0 and not quiet
         out = Path(out)
         if rank == 0:
-            check_outputs(out, metrics_json)
+            check_outputs(out, metrics_json, resume, overwrite)
+        checkpoint_every = resumed_checkpoints(resume, checkpoint_every, cfg, not show)
         # The first process of each machine loads (and if need be downloads) the data first,
         # so that the others find it in the cache instead of downloading it concurrently.
         local_first = os.environ.get("LOCAL_RANK", "0") == "0"
@@ -67,6 +75,7 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, ks, qu
         if loaded is None:
             loaded = spec.load(download=not no_download)
         data, split = loaded
+        cfg = validation_cutoffs(cfg, data.num_items)
         if show:
             click.echo(
                 f"{data!r}: train {split.train.num_interactions}, valid "
@@ -78,11 +87,14 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, ks, qu
         with warnings.catch_warnings():
             if rank != 0:  # rank 0 speaks for all
                 warnings.simplefilter("ignore")
-            model, data, split = experiment.train(
-                spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
-                checkpoint_every=checkpoint_every, resume=resume, data=loaded,
-                strategy=strategy,
-            )  # fmt: skip
+            try:
+                model, data, split = experiment.train(
+                    spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
+                    checkpoint_every=checkpoint_every, resume=resume, data=loaded,
+                    strategy=strategy,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                raise _interrupted(out, checkpoint_every) from None
         if rank == 0:
             extra = {"world_size": strategy.world_size}
             resolved = spec.resolved(data)

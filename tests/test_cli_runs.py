@@ -191,3 +191,100 @@ def test_a_second_run_into_the_same_folder_is_refused(shop, tmp_path):
         result = cli("train", "--dataset", data, "--out", out, *FAST, code=1)
     assert f"another run is writing into {str(out)!r}" in result.output
     cli("train", "--dataset", data, "--out", out, *FAST)  # free again afterwards
+
+
+# 13. A fresh run into a folder holding an earlier run is refused unless --overwrite.
+def test_an_earlier_run_is_not_replaced_without_overwrite(shop, tmp_path):
+    data, out = shop
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    result = cli("train", "--dataset", data, "--out", out, *FAST, code=1)
+    assert f"--out {str(out)!r} already holds a run (model.npz, checkpoint.npz)" in result.output
+    assert f"continue it with --resume {out / 'checkpoint.npz'}" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "model.npz").write_bytes(before["model.npz"])
+    result = cli("train", "--dataset", data, "--out", copy, *FAST, code=1)
+    assert "pass --overwrite to replace it" in result.output and "--resume" not in result.output
+    cli("train", "--dataset", data, "--out", copy, *FAST, "--overwrite")
+    assert (copy / "metrics.json").exists()
+
+
+# 14. Ctrl-C in the final evaluation keeps the trained model; Ctrl-C while loading exits
+# 130 like Ctrl-C in training; a failed run leaves no empty folder behind.
+def test_ctrl_c_after_training_keeps_the_model(shop, tmp_path, monkeypatch):
+    data, _ = shop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lightgcn_sparse.cli.finish_training", interrupted)
+    out = tmp_path / "r"
+    result = cli("train", "--dataset", data, "--out", out, *FAST, code=130)
+    assert "interrupted during the test evaluation. The trained model is saved in" in result.output
+    assert f"lightgcn-sparse evaluate --model {out / 'model.npz'}" in result.output
+    assert {"model.npz", "history.csv"} <= {p.name for p in out.iterdir()}
+    assert not (out / "metrics.json").exists()
+    monkeypatch.undo()
+    cli("evaluate", "--model", out / "model.npz")
+    monkeypatch.setattr("lightgcn_sparse.experiment.DataSpec.load", interrupted)
+    result = cli("train", "--dataset", data, "--out", tmp_path / "loading", *FAST, code=130)
+    assert result.output.strip() == "Error: interrupted." and "Aborted" not in result.output
+    assert not (tmp_path / "loading").exists()
+
+
+def test_a_failed_run_leaves_no_folder_it_made(tmp_path):
+    result = cli("train", "--dataset", tmp_path / "none.csv", "--out", tmp_path / "new", *FAST,
+                 code=1)  # fmt: skip
+    assert "neither a known" in result.output and not (tmp_path / "new").exists()
+
+
+# 15. A resumed run keeps writing checkpoints, says where it resumes, and a closed pipe
+# (a pager quit, `| head`) does not end training before the model is saved.
+def test_a_resumed_run_keeps_checkpointing_and_says_so(shop, tmp_path):
+    data, out = shop
+    run = tmp_path / "again"
+    run.mkdir()
+    (run / "checkpoint.npz").write_bytes((out / "checkpoint.npz").read_bytes())
+    args = ["train", "--dataset", data, "--out", run, *FAST[:-1], "--epochs", "4",
+            "--eval-every", "1", "--resume", run / "checkpoint.npz"]  # fmt: skip
+    result = cli(*args)
+    assert f"resuming {run / 'checkpoint.npz'} after epoch 2" in result.output
+    assert "checkpoints every 1 epochs (--eval-every)" in result.output
+    from lightgcn_sparse.checkpoint import from_json_array, read_npz
+
+    state = read_npz(run / "checkpoint.npz")["train_state"]
+    assert from_json_array(state, "c", "train_state")["epoch"] == 4
+
+
+def test_a_closed_pipe_does_not_lose_the_training_run(tmp_path):
+    import subprocess
+    import sys
+
+    data = shop_csv(tmp_path / "shop.csv")
+    out = tmp_path / "piped"
+    args = [sys.executable, "-m", "lightgcn_sparse.cli", "train", "--dataset", str(data),
+            "--out", str(out), *FAST[:-1], "--epochs", "6"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = proc.stdout.readline()  # the first progress line; then the reader goes
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0 and first
+    assert (out / "model.npz").exists() and (out / "metrics.json").exists()
+
+
+# 16. A catalogue under 20 items trains with the default validation cutoffs (10, 20);
+# evaluate's --metrics-json errors name --metrics-json.
+def test_a_small_catalogue_and_metrics_json_errors(tmp_path):
+    data = shop_csv(tmp_path / "small.csv", users=20, items=15, per_user=5)
+    out = tmp_path / "small"
+    cli("train", "--dataset", data, "--out", out, *FAST, "-k", "5", "--metric", "ndcg@5")
+    result = cli("train", "--dataset", data, "--out", tmp_path / "s2", *FAST, "-k", "5",
+                 "--metric", "ndcg@16", code=2)  # fmt: skip
+    assert "Invalid value for '--metric'" in result.output
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = cli("evaluate", "--model", out / "model.npz", "-k", "5",
+                 "--metrics-json", blocker / "m.json", code=1)  # fmt: skip
+    target = blocker / "m.json"
+    assert f"--metrics-json {str(target)!r}: {str(blocker)!r} is a file" in result.output
+    assert "--out" not in result.output

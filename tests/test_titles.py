@@ -115,6 +115,13 @@ def test_resolve_title() -> None:
         resolve_title("Star Warz", TITLES)
     with pytest.raises(ValueError, match=r"^No movie matches 'qqqq'\.$"):
         resolve_title("qqqq", TITLES)
+    # A part of several titles is reported as such, not as matching none.
+    trek = ["Star Trek: Generations (1994)", "Star Trek: First Contact (1996)", *TITLES]
+    with pytest.raises(AmbiguousTitle, match=r"No movie is titled 'Star Trek', but 2 movies "
+                       r"have it in their title: 'Star Trek: Generations \(1994\)', 'Star Trek: "
+                       r"First Contact \(1996\)'; give one of them in full\.") as excinfo:
+        resolve_title("Star Trek", trek)
+    assert excinfo.value.matches == [0, 1]
 
 
 def test_resolve_title_shows_separate_years() -> None:
