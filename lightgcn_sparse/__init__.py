@@ -13,7 +13,7 @@ from .sampling import BPRSampler, sample_negatives
 from .trainer import Callback, SingleProcess, Trainer
 from .user_items import UserItemIndex, UserItems, user_items_from_csr, user_items_from_pairs
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "PRESETS",

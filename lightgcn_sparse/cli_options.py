@@ -243,7 +243,10 @@ def config_options(func: Callable) -> Callable:
             continue
         kind: Any = click.Choice(_CHOICES[name]) if name in _CHOICES else _click_type(f)
         help_text = f.metadata.get("help", name.replace("_", " "))
-        decorators.append(click.option(f"--{name.replace('_', '-')}", type=kind, default=None,
+        flag = f"--{name.replace('_', '-')}"
+        if kind is bool:  # --layer-norm / --no-layer-norm; unset keeps the preset's
+            flag, kind = f"{flag}/--no-{flag[2:]}", None
+        decorators.append(click.option(flag, type=kind, default=None,
                                        help=f"{help_text} [default: {f.default!r}]"))  # fmt: skip
     decorators.append(click.option("--alpha", type=float, multiple=True,
                                    help="Weight of layer k in the final embedding, once per "

@@ -199,14 +199,27 @@ def write_history(model: LightGCN, out_dir: PathLike) -> list[Path]:
     two identical runs are identical byte for byte."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(model.history_)
+    history = [_in_order(record) for record in model.history_]
+    frame = pd.DataFrame(history)
     written = [out / "history.csv", out / "history.json", out / "timings.json"]
     atomic_write_text(written[0], frame.to_csv(index=False))
-    atomic_write_text(written[1], json.dumps(model.history_, indent=1, default=float) + "\n")
+    atomic_write_text(written[1], json.dumps(history, indent=1, default=float) + "\n")
     timings = {"epochs": model.timings_, "train_seconds": train_seconds(model)}
     atomic_write_text(written[2], json.dumps(timings, indent=1, default=float) + "\n")
     plot = plot_history(frame, out / "history.png", model.config.metric)
     return written + ([plot] if plot else [])
+
+
+_FIRST, _LAST = ("epoch", "loss", "val_loss"), ("improved", "lr")
+
+
+def _in_order(record: dict[str, Any]) -> dict[str, Any]:
+    """An epoch record's keys in the order training writes them (epoch, losses, metrics
+    sorted, improved, lr), also for records read back from a checkpoint (JSON, sorted), so
+    that a resumed run writes the same history files as an uninterrupted one."""
+    middle = sorted(k for k in record if k not in _FIRST + _LAST)
+    keys = [k for k in _FIRST if k in record] + middle + [k for k in _LAST if k in record]
+    return {k: record[k] for k in keys}
 
 
 def train_seconds(model: LightGCN) -> float:

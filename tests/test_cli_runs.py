@@ -288,3 +288,17 @@ def test_a_small_catalogue_and_metrics_json_errors(tmp_path):
     target = blocker / "m.json"
     assert f"--metrics-json {str(target)!r}: {str(blocker)!r} is a file" in result.output
     assert "--out" not in result.output
+
+
+# 17. A yes/no setting is a flag pair; unset, the preset's value stays.
+@pytest.mark.parametrize(
+    "args, expected",
+    [([], False), (["--layer-norm"], True), (["--preset", "lightgcnpp"], True),
+     (["--preset", "lightgcnpp", "--no-layer-norm"], False)],
+)  # fmt: skip
+def test_layer_norm_is_a_flag(shop, tmp_path, args, expected):
+    data, _ = shop
+    out = tmp_path / "ln"
+    cli("train", "--dataset", data, "--out", out, *FAST, "--epochs", "1", *args)
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["layer_norm"] is expected

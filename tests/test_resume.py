@@ -369,3 +369,5 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
         assert metrics[0][key] == metrics[1][key], key
     histories = [json.loads((d / "history.json").read_text()) for d in (killed, straight)]
     assert histories[0] == histories[1]
+    for name in ("history.csv", "history.json", "model.npz"):  # the files too, byte for byte
+        assert (killed / name).read_bytes() == (straight / name).read_bytes(), name
