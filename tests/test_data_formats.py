@@ -149,9 +149,19 @@ def test_load_csv_infers_an_unfamiliar_header(tmp_path: Path, header: str) -> No
     data = load_csv(write(tmp_path / "a.csv", f"{header}\n1,2\n3,4\n3,2\n"))
     assert (data.num_users, data.num_items, data.num_interactions) == (2, 2, 3)
     assert data.user_ids.tolist() == [1, 3] and data.item_ids.tolist() == [2, 4]
-    # Text ids everywhere, or integer ids on the first line too: no header.
-    assert load_csv(write(tmp_path / "b.csv", "uid,iid\nu1,i2\n")).num_interactions == 2
+    # Text ids everywhere (names not known as column names), or integer ids on the first
+    # line too: no header.
+    assert load_csv(write(tmp_path / "b.csv", "ab,cd\nu1,i2\n")).num_interactions == 2
     assert load_csv(write(tmp_path / "c.csv", "9,8\n1,2\n")).num_interactions == 2
+
+
+def test_load_csv_knows_shop_headers_and_reports_a_bad_first_rating(tmp_path: Path) -> None:
+    shop = load_csv(write(tmp_path / "s.csv", "customer,product\nc1,p25\nc2,p3\n"))
+    assert shop.user_ids.tolist() == ["c1", "c2"] and shop.num_interactions == 2
+    # Integer ids like the lines after it: line 1 is data, and its rating is wrong.
+    with pytest.raises(DataFileError, match="line 1: rating 'x' is not a number"):
+        load_csv(write(tmp_path / "r.csv", "1,2,x\n1,3,5\n2,2,4\n"))
+    assert load_csv(write(tmp_path / "h.csv", "a,b,rating\nu1,i1,5\n")).num_interactions == 1
 
 
 def test_load_csv_bad_header_argument(tmp_path: Path) -> None:

@@ -20,6 +20,9 @@ NAME = "delimited"
 _HEADER_NAMES = {
     "user", "users", "userid", "user_id", "item", "items", "itemid", "item_id", "movie",
     "movieid", "movie_id", "rating", "ratings", "score", "timestamp", "time", "ts",
+    "customer", "customerid", "customer_id", "client", "client_id", "visitor", "visitorid",
+    "visitor_id", "product", "productid", "product_id", "sku", "article", "article_id",
+    "song", "track", "track_id", "book", "book_id", "artist", "artist_id", "asin", "uid", "iid",
 }  # fmt: skip
 _HEADER_PEEK = 20  # lines after the first that decide whether it is a header
 
@@ -35,10 +38,11 @@ def load_csv(
     """A delimited file of ``user,item[,rating[,timestamp]]``, by position.
 
     ``header``: ``0`` (first line is a header), ``None`` (no header) or ``"infer"``: the first
-    line is a header when its fields are known column names (``user``, ``userId``,
-    ``item_id``, ``rating``...), when its rating/timestamp field is not a number, or when
-    its user/item fields are not integers while those of the following lines are
-    (``uid,iid``).
+    line is a header when its first two fields are known column names (``user``, ``userId``,
+    ``item_id``, ``customer``, ``product``...), or when its user/item fields are not integers
+    while those of the following lines are (``uid,iid``), or (ids not all integers) when its
+    rating/timestamp field is not a number. A first line of integer ids like the lines after
+    it is data, so a bad rating there is reported, not taken for a header.
     User and item ids are kept as integers when every one is a plain integer, else as str.
     More than 4 columns is an error (drop extra columns first), never silently ignored.
     """
@@ -89,9 +93,12 @@ def _infer_header(path: Path, sep: str) -> bool:
     if not lines:
         return False
     first, rest = lines[0], lines[1:]
-    if all(f in _HEADER_NAMES for f in first[:2]) or not all(is_number(f) for f in first[2:4]):
+    if all(f in _HEADER_NAMES for f in first[:2]):
         return True
-    return bool(rest) and not _integer_ids(first) and all(_integer_ids(r) for r in rest)
+    integer_rest = bool(rest) and all(_integer_ids(r) for r in rest)
+    if integer_rest and _integer_ids(first):
+        return False  # integer ids like every line after it: data, even with a bad rating
+    return not all(is_number(f) for f in first[2:4]) or (integer_rest and not _integer_ids(first))
 
 
 def _integer_ids(fields: list[str]) -> bool:
