@@ -598,7 +598,7 @@ def test_cli_bad_data_dir(trained_dir, tmp_path):
         (["--checkpoint-every", "-2"], ["'--checkpoint-every'", "-2"]),
         (["--split-seed", "-1"], ["'--split-seed'", "-1"]),
         (["--split", "magic"], ["'--split'", "'magic'"]),
-        (["--min-rating", "nan"], ["min_rating must be finite"]),
+        (["--min-rating", "nan"], ["'--min-rating'", "min_rating must be finite"]),
         (["--min-rating", "9"], ["needs ratings"]),
         (["--resume", "no-such.npz"], ["'--resume'", "no-such.npz", "does not exist"]),
         (["--kernel", "dense"], ["'--kernel'", "'dense'"]),

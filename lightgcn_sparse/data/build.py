@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._checks import InvalidType, InvalidValue
 from ..titles import YEAR_SUFFIX
 from .parsing import Events
 from .table import InteractionTable
@@ -23,9 +24,9 @@ def check_min_rating(min_rating: Any) -> float | None:
     if min_rating is None:
         return None
     if isinstance(min_rating, bool) or not isinstance(min_rating, (int, float, np.number)):
-        raise TypeError(f"min_rating must be a number or None, got {min_rating!r}")
+        raise InvalidType("min_rating", f"min_rating must be a number or None, got {min_rating!r}")
     if not math.isfinite(float(min_rating)):
-        raise ValueError(f"min_rating must be finite, got {min_rating!r}")
+        raise InvalidValue("min_rating", f"min_rating must be finite, got {min_rating!r}")
     return float(min_rating)
 
 
