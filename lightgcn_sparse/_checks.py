@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -54,12 +55,14 @@ def check_int(name: str, value: Any, low: int = 0, high: Optional[int] = None) -
 def check_ks(ks: Any, high: Optional[int] = None, name: str = "ks") -> tuple[int, ...]:
     """Metric cutoffs as a sorted tuple of distinct ints in ``[1, high]``: one int or a
     sequence of ints (a str is refused, not read digit by digit)."""
+    if isinstance(ks, np.ndarray) and ks.ndim == 0:
+        ks = ks.item()
     if isinstance(ks, (numbers.Integral, np.integer)) and not isinstance(ks, bool):
         ks = (ks,)
-    if isinstance(ks, (str, bytes)) or not isinstance(ks, (list, tuple, range, np.ndarray)):
+    if isinstance(ks, (str, bytes, dict)) or not isinstance(ks, Iterable):
         message = f"{name} must be an int or a list of ints. Got {ks!r} instead."
         raise InvalidType(name, message)
-    out = tuple(sorted({check_int(name, k, low=1, high=high) for k in np.asarray(ks).tolist()}))
+    out = tuple(sorted({check_int(name, k, low=1, high=high) for k in ks}))
     if not out:
         raise InvalidValue(name, f"{name} must hold at least one cutoff.")
     return out

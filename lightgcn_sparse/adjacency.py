@@ -207,14 +207,16 @@ def require_symmetric(adj: torch.Tensor, name: str = "adj") -> None:
 
 
 def is_symmetric(adj: torch.Tensor, atol: Optional[float] = None) -> bool:
-    """Whether the square CSR ``adj`` equals its transpose: the same stored positions, and
+    """Whether the square CSR ``adj`` equals its transpose: the same non-zero positions, and
     values within ``atol`` (default 10 eps of the largest magnitude, 10 eps relative)."""
     adj = check_adjacency(adj)
     n = adj.shape[0]
     crow, col = adj.crow_indices().to(torch.int64), adj.col_indices().to(torch.int64)
     row = torch.repeat_interleave(torch.arange(n, device=adj.device), crow[1:] - crow[:-1])
-    by_row, by_col = torch.argsort(row * n + col), torch.argsort(col * n + row)
     val = adj.values()
+    stored = val != 0  # an explicit zero without its mirror is still symmetric
+    row, col, val = row[stored], col[stored], val[stored]
+    by_row, by_col = torch.argsort(row * n + col), torch.argsort(col * n + row)
     same = torch.equal(row[by_row], col[by_col]) and torch.equal(col[by_row], row[by_col])
     if same and val.numel():
         eps = 10 * torch.finfo(val.dtype).eps if val.is_floating_point() else 0.0

@@ -24,6 +24,7 @@ from .user_items import (
     ITEM_ROWS,
     UserItemIndex,
     as_user_items,
+    negative_values,
     user_items_from_csr,
     user_items_from_pairs,
 )
@@ -314,13 +315,12 @@ def frame_interactions(
             f"{name} as a DataFrame needs the columns 'user' and 'item' (or exactly two "
             f"columns). Got {columns}."
         )
-    for label in ("rating", "weight", "value"):
-        if label in columns and bool((frame[label] < 0).any()):
-            raise ValueError(
-                f"{name} has negative values in its {label!r} column (e.g. -1 for a dislike). "
-                "LightGCN learns from positive interactions only and would count every row "
-                "as a like: drop those rows (or keep only ratings above a threshold) first."
-            )
+    from pandas.api.types import is_numeric_dtype  # a frame was given: pandas is there
+
+    for label in ("rating", "weight", "value"):  # numbers only: a column of words is unused
+        values = frame[label] if label in columns else None
+        if values is not None and is_numeric_dtype(values) and bool((values < 0).any()):
+            raise negative_values(f"{name} has negative values in its {label!r} column")
     for label, col in (("user", users), ("item", items)):
         if col.isna().any():
             raise ValueError(f"{name} has a missing {label} id in row {int(col.isna().argmax())}.")

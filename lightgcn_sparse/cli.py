@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from .reporting import (
     RunLock,
     check_metrics_json,
     check_outputs,
+    earlier_checkpoint,
     finish_training,
     metrics_table,
     save_interrupted,
@@ -79,6 +81,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
     cfg = config_of(preset_name, alpha, options)
     out = Path(out)
     created = check_outputs(out, metrics_json, resume, overwrite)
+    started = time.time()
     with RunLock(out, created):
         done = 0
         if resume is not None and spec.protocol != "refit":  # refit: the phase decides
@@ -98,8 +101,10 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
                 checkpoint_every=checkpoint_every, resume=resume, data=loaded,
             )  # fmt: skip
         except KeyboardInterrupt:
-            raise _interrupted(out, checkpoint_every) from None
+            raise _interrupted(out, checkpoint_every, started, resume) from None
         report_training(model, split, spec.resolved(table), out, ks, metrics_json, quiet=quiet)
+        if earlier_checkpoint(out, started, resume):  # replaced (--overwrite): now it goes
+            (out / "checkpoint.npz").unlink()
 
 
 def resumed_checkpoints(resume, checkpoint_every: int, cfg: Config, quiet: bool) -> int:
@@ -147,9 +152,9 @@ def _check_resume(resume: str, cfg: Config) -> int:
     return done
 
 
-def _interrupted(out: Path, checkpoint_every: int) -> click.ClickException:
+def _interrupted(out: Path, checkpoint_every: int, started: float, resume) -> click.ClickException:
     checkpoint = out / "checkpoint.npz"
-    if checkpoint.exists():
+    if checkpoint.exists() and not earlier_checkpoint(out, started, resume):
         return interrupted(f"interrupted. Continue from the last checkpoint with the same "
                            f"options and --resume {checkpoint}")  # fmt: skip
     if checkpoint_every:

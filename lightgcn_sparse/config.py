@@ -134,7 +134,7 @@ class Config:
         if not isinstance(self.extra, dict):
             raise InvalidType("extra", f"extra must be a dict. Got {type(self.extra).__name__}.")
         try:  # saved with the model as JSON: fail here, not after training, at save()
-            json.dumps(self.extra)
+            json.dumps(self.extra, sort_keys=True)  # as the model file stores it
         except (TypeError, ValueError) as err:
             raise InvalidValue("extra", f"extra must be JSON-serializable ({err}).") from err
         check_choice("kernel", self.kernel, ("auto", *KERNELS))

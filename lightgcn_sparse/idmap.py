@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 __all__ = ["IdMap", "UnknownIdError"]
 
@@ -31,6 +32,12 @@ class IdMap:
     """
 
     def __init__(self, ids: Any, kind: str = "id", source: str = "") -> None:
+        if isinstance(ids, (list, tuple)):  # numpy would make floats or objects of these
+            big = [v for v in ids if isinstance(v, int) and not -(2**63) <= v < 2**63]
+            if big:
+                raise ValueError(f"{kind} ids must fit in int64. Got {big[0]}.")
+        if isinstance(ids, torch.Tensor):
+            ids = ids.detach().cpu().numpy()
         arr = np.asarray(ids)
         if arr.ndim != 1:
             raise ValueError(f"{kind} ids must be one-dimensional. Got shape {arr.shape}.")
@@ -85,11 +92,13 @@ class IdMap:
 
     def _one(self, raw: Any) -> int:
         key = raw
-        if isinstance(raw, (np.generic, np.ndarray)) or type(raw).__name__ == "Tensor":
+        if isinstance(raw, (np.generic, np.ndarray, torch.Tensor)):
             key = raw.item()  # a numpy scalar or a 0-d array or tensor
         if self.is_integer:
             if isinstance(key, str) and key.strip().lstrip("-").isdigit():
                 key = int(key.strip())
+            elif isinstance(key, float) and key.is_integer():  # as whole-float ids are stored
+                key = int(key)
             elif isinstance(key, bool) or not isinstance(key, int):
                 key = None
         else:
@@ -105,7 +114,9 @@ class IdMap:
 
     def index(self, raw: Any) -> Any:
         """Index of raw id ``raw`` (an int), or an int64 array for a list or array of ids."""
-        if isinstance(raw, (list, tuple)) or np.ndim(raw) > 0:  # also arrays, Series, tensors
+        if isinstance(raw, torch.Tensor):
+            raw = raw.detach().cpu().numpy()  # also CUDA tensors and parameters
+        if isinstance(raw, (list, tuple)) or np.ndim(raw) > 0:  # also arrays and Series
             values = np.asarray(raw)
             if values.ndim != 1:
                 raise ValueError(f"{self.kind} ids must be one id or a 1-D list of ids.")

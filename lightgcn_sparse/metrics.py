@@ -125,7 +125,13 @@ def topk_scores(
         raise ValueError(
             f"item_mask must be a ({num_items},) bool tensor. Got {item_mask!r:.60} instead."
         )
-    rows = _chunk_rows(num_items, chunk_bytes, item_emb.element_size())
+    return _topk(user_emb, item_emb, k, exclude, users, item_mask, chunk_bytes)
+
+
+def _topk(user_emb, item_emb, k: int, exclude, users, item_mask, chunk_bytes: int):
+    """:func:`topk_scores` of checked arguments: what the models' ``recommend`` and
+    :func:`evaluate_ranking`'s loop call, with no O(I d) check per call."""
+    rows = _chunk_rows(item_emb.shape[0], chunk_bytes, item_emb.element_size())
     ids, scores = [], []
     for s in range(0, user_emb.shape[0], rows):
         block = user_emb[s : s + rows] @ item_emb.T  # (rows, I)
@@ -242,7 +248,7 @@ def evaluate_ranking(
     rows = _chunk_rows(item_emb.shape[0], chunk_bytes, item_emb.element_size())
     for s in range(0, users.numel(), rows):
         u = users[s : s + rows]
-        top, top_scores = topk_scores(user_emb[u], item_emb, ks[-1], exclude, u, None, chunk_bytes)
+        top, top_scores = _topk(user_emb[u], item_emb, ks[-1], exclude, u, None, chunk_bytes)
         # slots past a user's last candidate hold excluded items at -inf: never a hit
         hits = hits_at_k(top, u, truth) & (top_scores != float("-inf"))
         per_user = metrics_from_hits(hits, deg[u], ks)

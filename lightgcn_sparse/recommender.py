@@ -35,7 +35,7 @@ import torch
 
 from ._checks import as_index_tensor, check_int
 from .catalogue import Catalogue, NotFittedError, UserItemsLike, _with_extra
-from .metrics import evaluate_ranking, topk_scores
+from .metrics import DEFAULT_CHUNK_BYTES, _topk, evaluate_ranking
 from .user_items import ITEM_ROWS, UserItemIndex, as_user_items
 
 __all__ = ["FactorRecommender", "NotFittedError", "UserItemsLike"]
@@ -169,9 +169,9 @@ class FactorRecommender(Catalogue, abc.ABC):
         emb, rows, seen = self._user_rows(userid, user_items, recalculate_user)
         mask = self._item_mask(filter_items, items)
         exclude = seen if filter_already_liked_items else None
-        ids, scores = topk_scores(
-            emb, self.factors()[1], N, exclude, rows if exclude is not None else None, mask
-        )
+        # checked here (ids, N, the mask); the factors are checked after training
+        users = rows if exclude is not None else None
+        ids, scores = _topk(emb, self.factors()[1], N, exclude, users, mask, DEFAULT_CHUNK_BYTES)
         return _as_result(ids, scores, np.ndim(userid) == 0)
 
     def _item_mask(
@@ -249,7 +249,7 @@ class FactorRecommender(Catalogue, abc.ABC):
         normed = torch.nn.functional.normalize(emb, dim=1)
         kind = "users" if name == "userid" else "items"
         mask = self._item_mask(filter_items, items, emb.shape[0], kind)
-        ids, scores = topk_scores(normed[index], normed, N, None, None, mask)
+        ids, scores = _topk(normed[index], normed, N, None, None, mask, DEFAULT_CHUNK_BYTES)
         return _as_result(ids, scores, np.ndim(idx) == 0)
 
     def similar_items(self, itemid, N: int = 10, filter_items=None, items=None):

@@ -67,6 +67,15 @@ def check_outputs(
     return created
 
 
+def earlier_checkpoint(out_dir: PathLike, started: float, resume: Optional[PathLike]) -> bool:
+    """Whether ``out_dir/checkpoint.npz`` is an earlier run's (one replaced with
+    ``--overwrite``): written before this run ``started`` (``time.time()``) and not the one it
+    resumes. Such a file is never offered for ``--resume``, and goes once this run's model is
+    written (until then it is kept: a failed run loses nothing)."""
+    path = Path(out_dir) / "checkpoint.npz"
+    return resume is None and path.exists() and path.stat().st_mtime < started
+
+
 def check_metrics_json(metrics_json: PathLike) -> None:
     """Fail now if the file ``metrics_json`` cannot be written (its folder must exist)."""
     path = Path(metrics_json)

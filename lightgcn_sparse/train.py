@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from .cli_options import (
     train_options,
 )
 from .distributed import DataParallel, init_distributed
-from .reporting import check_outputs
+from .reporting import check_outputs, earlier_checkpoint
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,6 +65,7 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, overwr
         rank = dist.get_rank()
         show = rank == 0 and not quiet
         out = Path(out)
+        started = time.time()
         if rank == 0:
             check_outputs(out, metrics_json, resume, overwrite)
         checkpoint_every = resumed_checkpoints(resume, checkpoint_every, cfg, not show)
@@ -94,11 +96,13 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, overwr
                     strategy=strategy,
                 )  # fmt: skip
             except KeyboardInterrupt:
-                raise _interrupted(out, checkpoint_every) from None
+                raise _interrupted(out, checkpoint_every, started, resume) from None
         if rank == 0:
             extra = {"world_size": strategy.world_size}
             resolved = spec.resolved(data)
             report_training(model, split, resolved, out, ks, metrics_json, extra, quiet=quiet)
+            if earlier_checkpoint(out, started, resume):  # replaced (--overwrite)
+                (out / "checkpoint.npz").unlink()
         dist.barrier()  # the others leave the group only once rank 0 has written everything
     finally:
         dist.destroy_process_group()

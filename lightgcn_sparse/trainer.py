@@ -140,8 +140,7 @@ class Trainer:
     ) -> None:
         self.model = model
         self.strategy = strategy if strategy is not None else SingleProcess()
-        needed = [n for n in ("is_writer", "setup", "shard", "reduce_gradients", "reduce_sum")
-                  if not hasattr(self.strategy, n)]  # fmt: skip
+        needed = [n for n in STRATEGY_METHODS if not hasattr(self.strategy, n)]
         if needed:
             raise TypeError(
                 "strategy must be None or an execution strategy such as "
@@ -356,6 +355,11 @@ class Trainer:
         )
         self.state = TrainState(**state)
         return best
+
+
+#: What the trainer calls on a strategy (SingleProcess's interface).
+STRATEGY_METHODS = ("is_writer", "setup", "shard", "reduce_gradients", "reduce_sum",
+                    "on_writer", "finish")  # fmt: skip
 
 
 def _divergence(loss: float, model: Any, opt: torch.optim.Optimizer) -> str:

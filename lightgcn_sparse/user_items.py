@@ -134,17 +134,22 @@ def user_items_from_csr(
     csr.sum_duplicates()  # before eliminate_zeros: duplicates may sum to an explicit zero
     csr.eliminate_zeros()
     if csr.nnz and csr.data.min() < 0:
-        raise ValueError(
-            f"{name} holds negative values (e.g. -1 for a dislike). LightGCN learns from "
-            "positive interactions only and would count them as likes: drop them (or keep "
-            "only ratings above a threshold) first."
-        )
+        raise negative_values(f"{name} holds negative values")
     csr.sort_indices()
     dev = check_device(device)
     return UserItemIndex(
         torch.from_numpy(csr.indptr.astype(np.int64)).to(dev),
         torch.from_numpy(csr.indices.astype(np.int64)).to(dev),
         int(csr.shape[1]),
+    )
+
+
+def negative_values(what: str) -> ValueError:
+    """The error for negative interaction values; ``what`` says where they are."""
+    return ValueError(
+        f"{what} (e.g. -1 for a dislike). LightGCN learns from positive interactions only "
+        "and would count them as likes: drop them (or keep only ratings above a threshold) "
+        "first."
     )
 
 

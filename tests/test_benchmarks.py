@@ -288,8 +288,7 @@ def test_train_benchmark_smoke(tmp_path, tiny_csv):
         assert r["steps_per_s"] == pytest.approx(r["steps_per_epoch"] / r["epoch_s"])
         assert 0.0 < r["propagation_share"] <= 1.0 and r["profiled_steps"] == 2
         assert r["step_over_propagation"] == pytest.approx(r["step_s"] / r["propagation_fwd_bwd_s"])
-        parts = r["profiled_breakdown_s"]
-        assert sum(parts.values()) == pytest.approx(r["profiled_step_s"])
+        parts = r["profiled_breakdown_s"]  # "other" is the wall time less the three others
         assert 0.0 < parts["products"] and parts["optimizer"] > 0.0 and parts["other"] >= 0.0
         assert parts["products"] + parts["propagation_other"] == pytest.approx(
             r["propagation_share"] * r["profiled_step_s"]

@@ -147,6 +147,8 @@ def test_progress_reports_within_long_epochs_outside_a_terminal():
         (np.array([2**64 - 1, 1], np.uint64), ValueError, "must fit in int64"),
         ([1.5, 2.0], ValueError, "must be integers or strings. Got the float 1.5"),
         ([np.nan, 1.0], ValueError, "Got the float nan"),
+        ([1, 2**63], ValueError, "must fit in int64. Got 9223372036854775808"),
+        ([1, 2**70], ValueError, "must fit in int64"),
     ],
 )
 def test_id_map_refuses_ids_that_cannot_name_one_user_each(ids, exc, match):
@@ -166,6 +168,8 @@ def test_repeated_raw_ids_are_refused_at_fit_and_every_lookup_names_one_user():
     lookup = IdMap([5, 6, 7], "user")
     assert lookup.index(pd.Series([7, 5])).tolist() == [2, 0]
     assert lookup.index(torch.tensor([6])).tolist() == [1] and lookup.index(torch.tensor(6)) == 1
+    assert lookup.index(torch.nn.Parameter(torch.tensor(7.0), requires_grad=False)) == 2
+    assert IdMap(torch.tensor([4, 9]), "user").index(9) == 1
     plain = LightGCN(embedding_dim=4, epochs=1).fit(matrix, show_progress=False)
     with pytest.raises(UnknownIdError, match="unknown user id 99: not among the 6 users"):
         plain.user_index(99)
@@ -189,6 +193,11 @@ def test_a_refused_partial_fit_changes_nothing(fitted, tmp_path):
     after = model.recommend(np.arange(model.num_users), N=5)
     np.testing.assert_array_equal(before[0], after[0])
     LightGCN.load(model.save(tmp_path / "again.npz"))  # still a valid model file
+
+
+def test_a_column_of_words_named_value_is_not_taken_for_ratings():
+    frame = pd.DataFrame({"user": [1, 1, 2, 2], "item": [7, 8, 7, 9], "value": ["click"] * 4})
+    assert LightGCN(embedding_dim=4, epochs=1).fit(frame, show_progress=False).num_items == 3
 
 
 def test_frames_are_read_by_column_name_and_negative_ratings_refused():

@@ -302,3 +302,27 @@ def test_layer_norm_is_a_flag(shop, tmp_path, args, expected):
     cli("train", "--dataset", data, "--out", out, *FAST, "--epochs", "1", *args)
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert config["layer_norm"] is expected
+
+
+# 18. --overwrite: the replaced run's checkpoint is never offered as this run's, is kept if
+# this run fails, and goes once this run's model is written.
+def test_overwrite_never_offers_the_replaced_runs_checkpoint(shop, tmp_path, monkeypatch):
+    data, out = shop
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.npz", "checkpoint.npz"):
+        (run / name).write_bytes((out / name).read_bytes())
+    old = (run / "checkpoint.npz").read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("lightgcn_sparse.cli.train", interrupted)
+        result = cli("train", "--dataset", data, "--out", run, *FAST, "--overwrite", code=130)
+    assert "interrupted before any checkpoint was written" in result.output
+    assert (run / "checkpoint.npz").read_bytes() == old  # a failed run loses nothing
+    cli("train", "--dataset", data, "--out", run, *FAST, "--overwrite", "--seed", "9")
+    assert not (run / "checkpoint.npz").exists()
+    assert (run / "model.npz").read_bytes() != (out / "model.npz").read_bytes()
+    cli("train", "--dataset", data, "--out", run, *FAST, code=1)  # a finished run now

@@ -365,6 +365,7 @@ def test_num_layers_zero_is_matrix_factorization():
         (dict(seed=2**64), ["seed must be an int in [0, 9223372036854775807]"]),
         (dict(ks="20"), ["ks must be an int or a list of ints", "'20'"]),
         (dict(extra={"n": np.int64(3)}), ["extra must be JSON-serializable", "int64"]),
+        (dict(extra={1: "a", "b": 2}), ["extra must be JSON-serializable"]),
         (dict(sampling="random"), ["sampling must be one of", "'random'"]),
         (dict(kernel="dense"), ["kernel must be", "'dense'"]),
         (dict(device="tpu"), ["device must name a torch device", "'tpu'"]),
@@ -383,6 +384,21 @@ def test_fit_rejects_a_strategy_that_is_not_one():
     with pytest.raises(TypeError) as excinfo:
         LightGCN(**tiny_config()).fit(tiny_matrix(), show_progress=False, strategy="ddp")
     assert_clean(excinfo, "strategy must be None or an execution strategy", "'ddp'")
+    from lightgcn_sparse.trainer import SingleProcess
+
+    class NoFinish(SingleProcess):  # fails before training, not after it
+        finish = None
+
+    del NoFinish.finish
+    partial = type("Partial", (), {n: getattr(SingleProcess, n) for n in ("setup", "shard")})
+    with pytest.raises(TypeError) as excinfo:
+        LightGCN(**tiny_config()).fit(tiny_matrix(), show_progress=False, strategy=partial())
+    assert_clean(excinfo, "'finish'", "'on_writer'")
+
+
+@pytest.mark.parametrize("ks", [{5, 10}, (k for k in (5, 10)), np.array(5), [np.int64(5)]])
+def test_cutoffs_come_in_any_collection_of_ints(ks):
+    assert set(LightGCN(**tiny_config(ks=ks)).config.validate().ks) <= {5, 10}
 
 
 @pytest.mark.parametrize(

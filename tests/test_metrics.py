@@ -350,3 +350,23 @@ def test_evaluate_takes_scipy_matrices_and_checks_their_shape():
         evaluate_ranking(ue, ie, test, exclude=sp.csr_matrix((4, 5)), ks=5)
     with pytest.raises(TypeError, match=r"user_emb must be a torch.Tensor"):
         evaluate_ranking(ue.numpy(), ie, test)
+
+
+def test_models_rank_without_checking_their_own_factors_on_every_call(monkeypatch):
+    """recommend / similar_items rank with the model's own (checked) factors: the O(I d)
+    checks of the public functions run once per evaluation, never per recommend call."""
+    import scipy.sparse as sp
+
+    from lightgcn_sparse import LightGCN, metrics
+
+    model = LightGCN(embedding_dim=4, epochs=1).fit(
+        sp.random(12, 10, density=0.4, format="csr", random_state=0), show_progress=False
+    )
+    calls = []
+    monkeypatch.setattr(metrics, "_check_embeddings", lambda *a: calls.append(a))
+    model.recommend(0, N=3)
+    model.recommend([0, 1], N=3, filter_items=[2])
+    model.similar_items(1, N=3)
+    assert calls == []
+    model.evaluate(sp.random(12, 10, density=0.2, format="csr", random_state=1), ks=(3,))
+    assert len(calls) == 1

@@ -434,5 +434,13 @@ def test_propagation_refuses_a_non_symmetric_adjacency_whose_gradient_would_be_w
         propagate_rows(skewed, x0, torch.tensor([0, 1]), 2)
     assert spmm(skewed, x0.detach()).shape == (5, 3)  # one product needs no symmetry
     mirrored = _csr(dense + dense.T)  # symmetric, checked once and then remembered
+    zero = torch.sparse_csr_tensor(  # an explicit zero without its mirror: still symmetric
+        torch.tensor([0, 2, 2]),
+        torch.tensor([0, 1]),
+        torch.tensor([1.0, 0.0]),
+        size=(2, 2),
+        check_invariants=True,
+    )
+    propagate(zero, torch.ones(2, 1), 1)
     propagate(mirrored, x0, 2).sum().backward()
     assert mirrored.__dict__["_lightgcn_symmetric"] is True

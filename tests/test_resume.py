@@ -290,8 +290,17 @@ def test_cli_divergence_exits_cleanly_and_keeps_model_and_checkpoint(tmp_path):
     files = {p.name: p.read_bytes() for p in out.iterdir()}
     assert {"model.npz", "checkpoint.npz", "metrics.json"} <= set(files)
     result = runner.invoke(
-        main, [*args, "--learning-rate", "1e30", "--checkpoint-every", "1", "--seed", "3",
-               "--overwrite"]  # fmt: skip
+        main,
+        [
+            *args,
+            "--learning-rate",
+            "1e30",
+            "--checkpoint-every",
+            "1",
+            "--seed",
+            "3",
+            "--overwrite",
+        ],  # fmt: skip
     )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith("Error: training diverged at epoch 1")
