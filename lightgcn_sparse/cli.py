@@ -89,7 +89,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
         checkpoint_every = resumed_checkpoints(resume, checkpoint_every, cfg, quiet)
         loaded = spec.load(download=not options["no_download"])
         table, split = loaded
-        ks = check_cutoffs(ks, table.num_items)
+        ks = report_cutoffs(ks, table.num_items)
         cfg = validation_cutoffs(cfg, table.num_items)
         if not quiet:
             _announce(table, split, spec.resolved(table))
@@ -107,15 +107,26 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
             (out / "checkpoint.npz").unlink()
 
 
-def resumed_checkpoints(resume, checkpoint_every: int, cfg: Config, quiet: bool) -> int:
-    """``--checkpoint-every`` for this run: a resumed run without it keeps writing
-    checkpoints, at each evaluation (every ``eval_every`` epochs), and says so."""
-    if resume is None or checkpoint_every:
+def resumed_checkpoints(resume, checkpoint_every: int | None, cfg: Config, quiet: bool) -> int:
+    """``--checkpoint-every`` for this run (None: not given): a resumed run without it keeps
+    writing checkpoints, at each evaluation (every ``eval_every`` epochs), and says so."""
+    if checkpoint_every is not None:
         return checkpoint_every
+    if resume is None:
+        return 0
     if not quiet:
         click.echo(f"checkpoints every {cfg.eval_every} epochs (--eval-every), as it "
                    "resumes one; --checkpoint-every N sets another interval", err=True)  # fmt: skip
     return cfg.eval_every
+
+
+def report_cutoffs(ks: tuple[int, ...], num_items: int) -> tuple[int, ...]:
+    """``-k`` checked against the catalogue; when not given, its defaults (10, 20) that fit
+    (a catalogue under 20 items reports the cutoffs it has)."""
+    source = click.get_current_context().get_parameter_source("ks")
+    if source == click.core.ParameterSource.DEFAULT:
+        ks = tuple(k for k in ks if k <= num_items) or (num_items,)
+    return check_cutoffs(ks, num_items)
 
 
 def validation_cutoffs(cfg: Config, num_items: int) -> Config:
@@ -157,6 +168,9 @@ def _interrupted(out: Path, checkpoint_every: int, started: float, resume) -> cl
     if checkpoint.exists() and not earlier_checkpoint(out, started, resume):
         return interrupted(f"interrupted. Continue from the last checkpoint with the same "
                            f"options and --resume {checkpoint}")  # fmt: skip
+    if resume is not None:
+        return interrupted("interrupted before this run wrote a checkpoint. Continue from "
+                           f"the one it resumed with the same options and --resume {resume}")
     if checkpoint_every:
         return interrupted(f"interrupted before the first checkpoint (every {checkpoint_every} "
                            "epochs) was written; nothing was saved.")  # fmt: skip
@@ -207,7 +221,7 @@ def evaluate_cmd(model_path, ks, metrics_json, **options):
     if metrics_json:
         check_metrics_json(metrics_json)
     model, table, split, spec = _load(model_path, options)
-    ks = check_cutoffs(ks, model.num_items)
+    ks = report_cutoffs(ks, model.num_items)
     results = {"LightGCN": evaluate_test(model, split, ks),
                "Popularity": popularity_metrics(split, ks, model.config.device)}  # fmt: skip
     click.echo(f"{table.name}, split {spec.split} ({spec.protocol} protocol); test users: "

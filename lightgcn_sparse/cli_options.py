@@ -310,9 +310,10 @@ def train_options(func: Callable) -> Callable:
                      show_default=True, help="Folder for model.npz, metrics.json, history and "
                      "timings (checked before training starts)."),
         metrics_json_option,
-        click.option("--checkpoint-every", type=click.IntRange(min=0), default=0,
-                     show_default=True, help="Write <out>/checkpoint.npz every N epochs so that "
-                     "an interrupted run can be resumed (0: never)."),
+        click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
+                     help="Write <out>/checkpoint.npz every N epochs so that an interrupted "
+                     "run can be resumed (0: never). [default: 0; with --resume, every "
+                     "--eval-every epochs]"),
         click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="Continue an interrupted run from its checkpoint.npz."),
         click.option("--overwrite", is_flag=True, help="Replace the run already in --out "

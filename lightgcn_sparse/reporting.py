@@ -38,42 +38,50 @@ def check_outputs(
     metrics_json: Optional[PathLike] = None,
     resume: Optional[PathLike] = None,
     overwrite: bool = True,
-) -> bool:
+) -> Optional[Path]:
     """Fail now, before any training, if ``out_dir`` or ``metrics_json`` cannot be written,
-    or (``overwrite=False``, no ``resume``) if ``out_dir`` holds an earlier run's model or
-    checkpoint, which this run would replace.
+    or (``overwrite=False``) if ``out_dir`` holds an earlier run's model or checkpoint that
+    this run would replace (resuming ``out_dir``'s own checkpoint replaces nothing).
 
     Creates ``out_dir`` if needed and writes (then removes) a probe file in it and in the
-    folder of ``metrics_json``. Returns whether ``out_dir`` was created here.
+    folder of ``metrics_json``. Returns the outermost folder created here (None if none),
+    which a failed run removes again (:class:`RunLock`).
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is a file; name a folder to write the run into.")
+    if metrics_json:
+        check_metrics_json(metrics_json)
     held = [name for name in RUN_FILES if (out / name).exists()]
-    if held and resume is None and not overwrite:
+    if held and not overwrite and not _resumes_own(out, resume):
         go_on = f"continue it with --resume {out / held[-1]}, " if "checkpoint.npz" in held else ""
         raise OutputError(
             f"--out {str(out)!r} already holds a run ({', '.join(held)}), which this one would "
             f"replace: {go_on}give another --out, or pass --overwrite to replace it."
         )
-    created = not out.exists()
+    top = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"--out {str(out)!r} cannot be created ({_reason(err)}).") from err
     _probe(out, f"--out {str(out)!r}")
-    if metrics_json:
-        check_metrics_json(metrics_json)
-    return created
+    return top
+
+
+def _resumes_own(out: Path, resume: Optional[PathLike]) -> bool:
+    """Whether ``resume`` is ``out``'s own checkpoint."""
+    return resume is not None and Path(resume).resolve() == (out / "checkpoint.npz").resolve()
 
 
 def earlier_checkpoint(out_dir: PathLike, started: float, resume: Optional[PathLike]) -> bool:
     """Whether ``out_dir/checkpoint.npz`` is an earlier run's (one replaced with
-    ``--overwrite``): written before this run ``started`` (``time.time()``) and not the one it
-    resumes. Such a file is never offered for ``--resume``, and goes once this run's model is
-    written (until then it is kept: a failed run loses nothing)."""
+    ``--overwrite``, or by resuming another folder's checkpoint): written before this run
+    ``started`` (``time.time()``) and not the one it resumes. Such a file is never offered
+    for ``--resume``, and goes once this run's model is written (until then it is kept: a
+    failed run loses nothing)."""
     path = Path(out_dir) / "checkpoint.npz"
-    return resume is None and path.exists() and path.stat().st_mtime < started
+    own = _resumes_own(Path(out_dir), resume)
+    return not own and path.exists() and path.stat().st_mtime < started
 
 
 def check_metrics_json(metrics_json: PathLike) -> None:
@@ -111,9 +119,9 @@ class RunLock:
     it does nothing.
     """
 
-    def __init__(self, out_dir: PathLike, created: bool = False) -> None:
+    def __init__(self, out_dir: PathLike, created: Optional[Path] = None) -> None:
         self.path = Path(out_dir) / ".lock"
-        self.created = created  # a run that fails leaves no empty folder it made behind
+        self.created = created  # the outermost folder this run made: removed if it fails
         self._fd: Optional[int] = None
 
     def __enter__(self) -> RunLock:
@@ -141,7 +149,12 @@ class RunLock:
             folder = self.path.parent
             if kind is not None and self.created and os.listdir(folder) == [self.path.name]:
                 self.path.unlink(missing_ok=True)
-                folder.rmdir()
+                for empty in [folder, *folder.parents]:  # up to the first one made here
+                    if os.listdir(empty):
+                        break
+                    empty.rmdir()
+                    if empty == self.created:
+                        break
 
 
 def save_interrupted(model: LightGCN, out_dir: PathLike) -> None:

@@ -30,7 +30,13 @@ import click
 import torch.distributed as dist
 
 from . import experiment
-from .cli import _interrupted, report_training, resumed_checkpoints, validation_cutoffs
+from .cli import (
+    _interrupted,
+    report_cutoffs,
+    report_training,
+    resumed_checkpoints,
+    validation_cutoffs,
+)
 from .cli_options import (
     config_of,
     friendly_errors,
@@ -77,6 +83,7 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, overwr
         if loaded is None:
             loaded = spec.load(download=not no_download)
         data, split = loaded
+        ks = report_cutoffs(ks, data.num_items)
         cfg = validation_cutoffs(cfg, data.num_items)
         if show:
             click.echo(

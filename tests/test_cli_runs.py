@@ -326,3 +326,52 @@ def test_overwrite_never_offers_the_replaced_runs_checkpoint(shop, tmp_path, mon
     assert not (run / "checkpoint.npz").exists()
     assert (run / "model.npz").read_bytes() != (out / "model.npz").read_bytes()
     cli("train", "--dataset", data, "--out", run, *FAST, code=1)  # a finished run now
+
+
+# 19. Resuming another folder's checkpoint into a folder holding a run is the same as a new
+# run there: refused without --overwrite, and Ctrl-C offers the checkpoint it resumed.
+def test_resuming_another_folders_checkpoint_guards_the_out_folder(shop, tmp_path, monkeypatch):
+    data, out = shop
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    for name in ("model.npz", "checkpoint.npz"):
+        (finished / name).write_bytes((out / name).read_bytes())
+    resume = ["--resume", out / "checkpoint.npz", "--epochs", "3"]
+    result = cli("train", "--dataset", data, "--out", finished, *FAST, *resume, code=1)
+    assert "already holds a run (model.npz, checkpoint.npz)" in result.output
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lightgcn_sparse.cli.train", interrupted)
+    fresh = tmp_path / "fresh"
+    result = cli("train", "--dataset", data, "--out", fresh, *FAST, *resume, code=130)
+    assert f"Continue from the one it resumed with the same options and --resume {out}" in (
+        result.output.replace("\n", " ")
+    )
+    result = cli("train", "--dataset", data, "--out", finished, *FAST, *resume, "--overwrite",
+                 code=130)  # fmt: skip
+    assert f"--resume {finished}" not in result.output  # not the replaced run's checkpoint
+
+
+# 20. --checkpoint-every 0 means never, also when resuming; -k left at its defaults fits a
+# small catalogue; a failed run removes every folder it made, and a bad --metrics-json
+# makes none.
+def test_explicit_zero_checkpoints_default_cutoffs_and_nested_folders(shop, tmp_path):
+    data, out = shop
+    run = tmp_path / "never"
+    cli("train", "--dataset", data, "--out", run, *FAST, "--epochs", "3", "--checkpoint-every",
+        "0", "--resume", out / "checkpoint.npz")  # fmt: skip
+    assert not (run / "checkpoint.npz").exists()
+    small = shop_csv(tmp_path / "small.csv", users=20, items=15, per_user=5)
+    result = cli("train", "--dataset", small, "--out", tmp_path / "s", *FAST[:-1],
+                 "--metric", "ndcg@5")  # fmt: skip
+    assert "Recall@10" in result.output and "Recall@20" not in result.output
+    cli("train", "--dataset", tmp_path / "none.csv", "--out", tmp_path / "a" / "b" / "c", *FAST,
+        code=1)  # fmt: skip
+    assert not (tmp_path / "a").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cli("train", "--dataset", data, "--out", tmp_path / "m", *FAST, "--metrics-json",
+        blocker / "m.json", code=1)  # fmt: skip
+    assert not (tmp_path / "m").exists()

@@ -196,6 +196,7 @@ def test_refit_resumes_after_a_choice_that_ran_every_epoch(tmp_path):
         train(Spec(str(folder), protocol="refit"), cfg, show_progress=False, data=(table, split),
               checkpoint_path=chooser, checkpoint_every=2, callback=_Interrupt(5))  # fmt: skip
     assert "refit" not in read_config(chooser).get("extra", {})
-    again = CliRunner().invoke(main, args + ["--resume", str(chooser)], catch_exceptions=False)
+    resume = ["--resume", str(chooser), "--overwrite"]  # out holds the first run's files
+    again = CliRunner().invoke(main, args + resume, catch_exceptions=False)
     assert again.exit_code == 0, again.output
     assert json.loads((out / "metrics.json").read_text())["recall@20"] == expected["recall@20"]
