@@ -304,21 +304,26 @@ def test_layer_norm_is_a_flag(shop, tmp_path, args, expected):
     assert config["layer_norm"] is expected
 
 
+def copy_run(src: Path, dst: Path) -> Path:
+    """A folder holding ``src``'s model.npz and checkpoint.npz (a run to be replaced)."""
+    dst.mkdir()
+    for name in ("model.npz", "checkpoint.npz"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    return dst
+
+
+def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
 # 18. --overwrite: the replaced run's checkpoint is never offered as this run's, is kept if
 # this run fails, and goes once this run's model is written.
 def test_overwrite_never_offers_the_replaced_runs_checkpoint(shop, tmp_path, monkeypatch):
     data, out = shop
-    run = tmp_path / "run"
-    run.mkdir()
-    for name in ("model.npz", "checkpoint.npz"):
-        (run / name).write_bytes((out / name).read_bytes())
+    run = copy_run(out, tmp_path / "run")
     old = (run / "checkpoint.npz").read_bytes()
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
     with monkeypatch.context() as patch:
-        patch.setattr("lightgcn_sparse.cli.train", interrupted)
+        patch.setattr("lightgcn_sparse.cli.train", interrupt)
         result = cli("train", "--dataset", data, "--out", run, *FAST, "--overwrite", code=130)
     assert "interrupted before any checkpoint was written" in result.output
     assert (run / "checkpoint.npz").read_bytes() == old  # a failed run loses nothing
@@ -332,18 +337,11 @@ def test_overwrite_never_offers_the_replaced_runs_checkpoint(shop, tmp_path, mon
 # run there: refused without --overwrite, and Ctrl-C offers the checkpoint it resumed.
 def test_resuming_another_folders_checkpoint_guards_the_out_folder(shop, tmp_path, monkeypatch):
     data, out = shop
-    finished = tmp_path / "finished"
-    finished.mkdir()
-    for name in ("model.npz", "checkpoint.npz"):
-        (finished / name).write_bytes((out / name).read_bytes())
+    finished = copy_run(out, tmp_path / "finished")
     resume = ["--resume", out / "checkpoint.npz", "--epochs", "3"]
     result = cli("train", "--dataset", data, "--out", finished, *FAST, *resume, code=1)
     assert "already holds a run (model.npz, checkpoint.npz)" in result.output
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("lightgcn_sparse.cli.train", interrupted)
+    monkeypatch.setattr("lightgcn_sparse.cli.train", interrupt)
     fresh = tmp_path / "fresh"
     result = cli("train", "--dataset", data, "--out", fresh, *FAST, *resume, code=130)
     assert f"Continue from the one it resumed with the same options and --resume {out}" in (
