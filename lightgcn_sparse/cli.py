@@ -83,7 +83,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
     created = check_outputs(out, metrics_json, resume, overwrite)
     started = time.time()
     with RunLock(out, created):
-        done = 0
+        done = None
         if resume is not None and spec.protocol != "refit":  # refit: the phase decides
             done = _check_resume(resume, cfg)
         checkpoint_every = resumed_checkpoints(resume, checkpoint_every, cfg, quiet)
@@ -94,7 +94,8 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
         if not quiet:
             _announce(table, split, spec.resolved(table))
             if resume is not None:
-                click.echo(f"resuming {resume} after epoch {done}", err=True)
+                after = "" if done is None else f" after epoch {done}"
+                click.echo(f"resuming {resume}{after}", err=True)
         try:
             model, table, split = train(
                 spec, cfg, show_progress=not quiet, checkpoint_path=out / "checkpoint.npz",
