@@ -132,7 +132,9 @@ def node_order(adj: torch.Tensor, method: str = "none", parts: int = 2) -> Optio
     crow = adj.crow_indices().to(device="cpu", dtype=torch.int64)
     n = adj.shape[0]
     deg = crow[1:] - crow[:-1]  # (N,)
-    if method == "degree":
+    if n == 0:  # nothing to order (scipy's reverse_cuthill_mckee fails on 0 nodes)
+        order = torch.empty(0, dtype=torch.int64)
+    elif method == "degree":
         order = torch.argsort(-deg, stable=True)
     elif method == "balanced":
         parts = check_int("parts", parts, low=1)

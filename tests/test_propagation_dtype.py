@@ -335,3 +335,13 @@ def test_the_row_split_is_timed_once_per_adjacency_tensor(monkeypatch):
         assert len(timed) == 2
         propagate(PreparedGraph(adj), x, 3)
         assert len(timed) == 2
+
+
+@pytest.mark.parametrize("method", NODE_ORDERS[1:])
+def test_every_node_order_of_an_empty_graph_is_empty(method):
+    """0 users and 0 items (hypothesis found scipy's RCM failing on it)."""
+    adj = normalized_adjacency([], [], 0, 0)
+    order = node_order(adj, method)
+    assert order.shape == (0,) and order.dtype == torch.int64
+    out = propagate(PreparedGraph(permute_adjacency(adj, order), order), torch.ones(0, 2), 2)
+    assert out.shape == (0, 2)
