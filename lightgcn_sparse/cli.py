@@ -7,6 +7,7 @@ Options, their help and the mapping of errors to options live in
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,7 +80,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
     if options.get("epochs") is not None and options["epochs"] < 1:
         raise click.BadParameter("must be at least 1 to train anything.", param_hint="'--epochs'")
     cfg = config_of(preset_name, alpha, options)
-    out = Path(out)
+    out = Path(os.path.normpath(out))  # "a/../b" as the folders made for it
     created = check_outputs(out, metrics_json, resume, overwrite)
     started = time.time()
     with RunLock(out, created):
@@ -90,7 +91,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
         loaded = spec.load(download=not options["no_download"])
         table, split = loaded
         ks = report_cutoffs(ks, table.num_items)
-        cfg = validation_cutoffs(cfg, table.num_items)
+        cfg = validation_cutoffs(cfg, table.num_items, options.get("metric") is not None)
         if not quiet:
             _announce(table, split, spec.resolved(table))
             if resume is not None:
@@ -130,12 +131,16 @@ def report_cutoffs(ks: tuple[int, ...], num_items: int) -> tuple[int, ...]:
     return check_cutoffs(ks, num_items)
 
 
-def validation_cutoffs(cfg: Config, num_items: int) -> Config:
-    """``cfg`` with the default validation cutoffs larger than the catalogue dropped (a
-    catalogue under 20 items can train); the metric's own cutoff must fit (``--metric``)."""
-    metric_k = int(cfg.metric.partition("@")[2])
-    check_cutoffs((metric_k,), num_items, "metric")
-    return cfg.replace(ks=tuple(k for k in cfg.ks if k <= num_items))
+def validation_cutoffs(cfg: Config, num_items: int, metric_given: bool = True) -> Config:
+    """``cfg`` with the validation cutoffs larger than the catalogue dropped (a catalogue
+    under 20 items can train). A ``--metric`` given must fit; the preset's (e.g. ndcg@20)
+    falls back to the largest cutoff that does."""
+    name, _, k = cfg.metric.partition("@")
+    fits = [c for c in cfg.ks if c <= num_items] or [num_items]
+    if int(k) > num_items and not metric_given:
+        cfg = cfg.replace(metric=f"{name}@{max(fits)}")
+    check_cutoffs((int(cfg.metric.partition("@")[2]),), num_items, "metric")
+    return cfg.replace(ks=tuple(c for c in cfg.ks if c <= num_items) or (num_items,))
 
 
 def _announce(table, split, spec: DataSpec) -> None:

@@ -47,11 +47,9 @@ def check_outputs(
     folder of ``metrics_json``. Returns the outermost folder created here (None if none),
     which a failed run removes again (:class:`RunLock`).
     """
-    out = Path(out_dir)
+    out = Path(os.path.normpath(out_dir))  # "a/../b": the folders mkdir really makes
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is a file; name a folder to write the run into.")
-    if metrics_json:
-        check_metrics_json(metrics_json)
     held = [name for name in RUN_FILES if (out / name).exists()]
     if held and not overwrite and not _resumes_own(out, resume):
         go_on = f"continue it with --resume {out / held[-1]}, " if "checkpoint.npz" in held else ""
@@ -64,8 +62,27 @@ def check_outputs(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"--out {str(out)!r} cannot be created ({_reason(err)}).") from err
-    _probe(out, f"--out {str(out)!r}")
+    try:  # after mkdir: --metrics-json may lie inside the new --out
+        _probe(out, f"--out {str(out)!r}")
+        if metrics_json:
+            check_metrics_json(metrics_json)
+    except OutputError:
+        _remove_made(out, top)
+        raise
     return top
+
+
+def _remove_made(folder: Path, top: Optional[Path]) -> None:
+    """Remove ``folder`` and its parents up to ``top`` (the outermost one this run made),
+    as long as they are empty."""
+    if top is None:
+        return
+    for empty in [folder, *folder.parents]:
+        if not empty.is_dir() or os.listdir(empty):
+            break
+        empty.rmdir()
+        if empty == top:
+            break
 
 
 def _resumes_own(out: Path, resume: Optional[PathLike]) -> bool:
@@ -120,9 +137,10 @@ class RunLock:
     """
 
     def __init__(self, out_dir: PathLike, created: Optional[Path] = None) -> None:
-        self.path = Path(out_dir) / ".lock"
+        self.path = Path(os.path.normpath(out_dir)) / ".lock"  # as check_outputs made it
         self.created = created  # the outermost folder this run made: removed if it fails
         self._fd: Optional[int] = None
+        self._made = False
 
     def __enter__(self) -> RunLock:
         try:
@@ -130,7 +148,10 @@ class RunLock:
         except ImportError:  # pragma: no cover - not on POSIX
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # made here: removed again if the run fails
+            fd, self._made = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            fd, self._made = os.open(self.path, os.O_RDWR), False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -146,15 +167,9 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
             self._fd = None
-            folder = self.path.parent
-            if kind is not None and self.created and os.listdir(folder) == [self.path.name]:
+            if kind is not None and self._made:  # a failed run leaves nothing it made
                 self.path.unlink(missing_ok=True)
-                for empty in [folder, *folder.parents]:  # up to the first one made here
-                    if os.listdir(empty):
-                        break
-                    empty.rmdir()
-                    if empty == self.created:
-                        break
+                _remove_made(self.path.parent, self.created)
 
 
 def save_interrupted(model: LightGCN, out_dir: PathLike) -> None:

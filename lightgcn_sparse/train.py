@@ -20,6 +20,7 @@ Two machines (run on each, with ``--node_rank`` 0 and 1)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ import torch.distributed as dist
 
 from . import experiment
 from .cli import (
+    _check_resume,
     _interrupted,
     report_cutoffs,
     report_training,
@@ -45,7 +47,7 @@ from .cli_options import (
     train_options,
 )
 from .distributed import DataParallel, init_distributed
-from .reporting import check_outputs, earlier_checkpoint
+from .reporting import RunLock, check_outputs, earlier_checkpoint
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,56 +65,73 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, overwr
     """Train LightGCN data-parallel over the processes started by torchrun."""
     survive_closed_pipes()
     spec = spec_of(options)
+    if options.get("epochs") is not None and options["epochs"] < 1:
+        raise click.BadParameter("must be at least 1 to train anything.", param_hint="'--epochs'")
     cfg = config_of(preset_name, alpha, options)
-    no_download = options["no_download"]
     device = init_distributed(cfg.device, None if backend == "auto" else backend)
     try:
-        cfg = cfg.replace(device=str(device))
-        rank = dist.get_rank()
-        show = rank == 0 and not quiet
-        out = Path(out)
-        started = time.time()
-        if rank == 0:
-            check_outputs(out, metrics_json, resume, overwrite)
-        checkpoint_every = resumed_checkpoints(resume, checkpoint_every, cfg, not show)
-        # The first process of each machine loads (and if need be downloads) the data first,
-        # so that the others find it in the cache instead of downloading it concurrently.
-        local_first = os.environ.get("LOCAL_RANK", "0") == "0"
-        loaded = spec.load(download=not no_download) if local_first else None
-        dist.barrier()
-        if loaded is None:
-            loaded = spec.load(download=not no_download)
-        data, split = loaded
-        ks = report_cutoffs(ks, data.num_items)
-        cfg = validation_cutoffs(cfg, data.num_items)
-        if show:
-            click.echo(
-                f"{data!r}: train {split.train.num_interactions}, valid "
-                f"{split.valid.num_interactions}, test {split.test.num_interactions}; "
-                f"{dist.get_world_size()} process(es), {dist.get_backend()} on {device}",
-                err=True,
-            )
-        strategy = DataParallel()
-        with warnings.catch_warnings():
-            if rank != 0:  # rank 0 speaks for all
-                warnings.simplefilter("ignore")
-            try:
-                model, data, split = experiment.train(
-                    spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
-                    checkpoint_every=checkpoint_every, resume=resume, data=loaded,
-                    strategy=strategy,
-                )  # fmt: skip
-            except KeyboardInterrupt:
-                raise _interrupted(out, checkpoint_every, started, resume) from None
-        if rank == 0:
-            extra = {"world_size": strategy.world_size}
-            resolved = spec.resolved(data)
-            report_training(model, split, resolved, out, ks, metrics_json, extra, quiet=quiet)
-            if earlier_checkpoint(out, started, resume):  # replaced (--overwrite)
-                (out / "checkpoint.npz").unlink()
-        dist.barrier()  # the others leave the group only once rank 0 has written everything
+        with contextlib.ExitStack() as stack:
+            _train(stack, spec, cfg, device, out, metrics_json, checkpoint_every, resume,
+                   overwrite, ks, quiet, options)  # fmt: skip
     finally:
         dist.destroy_process_group()
+
+
+def _train(stack, spec, cfg, device, out, metrics_json, checkpoint_every, resume, overwrite,
+           ks, quiet, options) -> None:  # fmt: skip
+    """The run itself, as ``lightgcn-sparse train`` does it; rank 0 checks, locks and
+    writes ``out`` (a failed run removes what it made), every rank trains."""
+    cfg = cfg.replace(device=str(device))
+    rank = dist.get_rank()
+    show = rank == 0 and not quiet
+    out = Path(os.path.normpath(out))  # "a/../b" as the folders made for it
+    started = time.time()
+    if rank == 0:
+        stack.enter_context(RunLock(out, check_outputs(out, metrics_json, resume, overwrite)))
+    done = None
+    if resume is not None and spec.protocol != "refit":  # every rank: all refuse alike
+        done = _check_resume(resume, cfg)
+    checkpoint_every = resumed_checkpoints(resume, checkpoint_every, cfg, not show)
+    # The first process of each machine loads (and if need be downloads) the data first,
+    # so that the others find it in the cache instead of downloading it concurrently.
+    no_download = options["no_download"]
+    local_first = os.environ.get("LOCAL_RANK", "0") == "0"
+    loaded = spec.load(download=not no_download) if local_first else None
+    dist.barrier()
+    if loaded is None:
+        loaded = spec.load(download=not no_download)
+    data, split = loaded
+    ks = report_cutoffs(ks, data.num_items)
+    cfg = validation_cutoffs(cfg, data.num_items, options.get("metric") is not None)
+    if show:
+        click.echo(
+            f"{data!r}: train {split.train.num_interactions}, valid "
+            f"{split.valid.num_interactions}, test {split.test.num_interactions}; "
+            f"{dist.get_world_size()} process(es), {dist.get_backend()} on {device}",
+            err=True,
+        )
+        if resume is not None:
+            after = "" if done is None else f" after epoch {done}"
+            click.echo(f"resuming {resume}{after}", err=True)
+    strategy = DataParallel()
+    with warnings.catch_warnings():
+        if rank != 0:  # rank 0 speaks for all
+            warnings.simplefilter("ignore")
+        try:
+            model, data, split = experiment.train(
+                spec, cfg, show_progress=show, checkpoint_path=out / "checkpoint.npz",
+                checkpoint_every=checkpoint_every, resume=resume, data=loaded,
+                strategy=strategy,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            raise _interrupted(out, checkpoint_every, started, resume) from None
+    if rank == 0:
+        extra = {"world_size": strategy.world_size}
+        resolved = spec.resolved(data)
+        report_training(model, split, resolved, out, ks, metrics_json, extra, quiet=quiet)
+        if earlier_checkpoint(out, started, resume):  # replaced (--overwrite)
+            (out / "checkpoint.npz").unlink()
+    dist.barrier()  # the others leave the group only once rank 0 has written everything
 
 
 if __name__ == "__main__":  # pragma: no cover

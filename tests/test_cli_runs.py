@@ -373,3 +373,43 @@ def test_explicit_zero_checkpoints_default_cutoffs_and_nested_folders(shop, tmp_
     cli("train", "--dataset", data, "--out", tmp_path / "m", *FAST, "--metrics-json",
         blocker / "m.json", code=1)  # fmt: skip
     assert not (tmp_path / "m").exists()
+
+
+# 21. --metrics-json may lie inside the new --out; "a/../b" and an existing folder keep
+# nothing a failed run made (its .lock either); the preset's metric fits a small catalogue.
+def test_output_edge_cases_and_the_default_metric(shop, tmp_path):
+    data, _ = shop
+    cli("train", "--dataset", data, "--out", tmp_path / "mj", *FAST, "--metrics-json",
+        tmp_path / "mj" / "m.json")  # fmt: skip
+    assert (tmp_path / "mj" / "m.json").exists()
+    cli("train", "--dataset", tmp_path / "none.csv", "--out", tmp_path / "x" / ".." / "y" / "z",
+        *FAST, code=1)  # fmt: skip
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    cli("train", "--dataset", data, "--out", tmp_path / "x" / ".." / "y", *FAST)
+    assert (tmp_path / "y" / "model.npz").exists() and not (tmp_path / "x").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    cli("train", "--dataset", tmp_path / "none.csv", "--out", existing, *FAST, code=1)
+    assert existing.is_dir() and list(existing.iterdir()) == []
+    small = shop_csv(tmp_path / "small.csv", users=20, items=15, per_user=5)
+    cli("train", "--dataset", small, "--out", tmp_path / "s", *FAST)  # ndcg@20 -> ndcg@10
+    config = json.loads((tmp_path / "s" / "metrics.json").read_text())["config"]
+    assert config["metric"] == "ndcg@10" and config["ks"] == [10]
+
+
+def test_the_torchrun_entry_guards_its_run_like_train(shop, tmp_path):
+    from lightgcn_sparse.train import main as train_main
+
+    data, out = shop
+
+    def run(*args, code):
+        result = CliRunner().invoke(train_main, [str(a) for a in args])
+        assert result.exit_code == code, result.output
+        return result
+
+    run("--dataset", tmp_path / "none.csv", "--out", tmp_path / "a" / "b", *FAST, code=1)
+    assert not (tmp_path / "a").exists()
+    result = run("--dataset", data, "--out", tmp_path / "r", *FAST, "--epochs", "1", "--resume",
+                 out / "checkpoint.npz", code=2)  # fmt: skip
+    assert "the checkpoint has already trained 2 epochs" in result.output
+    assert "already holds a run" in run("--dataset", data, "--out", out, *FAST, code=1).output
