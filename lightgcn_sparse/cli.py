@@ -47,6 +47,7 @@ from .reporting import (
     RunLock,
     check_metrics_json,
     check_outputs,
+    drop_replaced_checkpoint,
     earlier_checkpoint,
     finish_training,
     metrics_table,
@@ -77,8 +78,6 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
     """Train LightGCN, evaluate on the test split, and save the model."""
     survive_closed_pipes()
     spec = spec_of(options)
-    if options.get("epochs") is not None and options["epochs"] < 1:
-        raise click.BadParameter("must be at least 1 to train anything.", param_hint="'--epochs'")
     cfg = config_of(preset_name, alpha, options)
     out = Path(os.path.normpath(out))  # "a/../b" as the folders made for it
     created = check_outputs(out, metrics_json, resume, overwrite)
@@ -94,9 +93,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
         cfg = validation_cutoffs(cfg, table.num_items, options.get("metric") is not None)
         if not quiet:
             _announce(table, split, spec.resolved(table))
-            if resume is not None:
-                after = "" if done is None else f" after epoch {done}"
-                click.echo(f"resuming {resume}{after}", err=True)
+            announce_resume(resume, done)
         try:
             model, table, split = train(
                 spec, cfg, show_progress=not quiet, checkpoint_path=out / "checkpoint.npz",
@@ -105,8 +102,14 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
         except KeyboardInterrupt:
             raise _interrupted(out, checkpoint_every, started, resume) from None
         report_training(model, split, spec.resolved(table), out, ks, metrics_json, quiet=quiet)
-        if earlier_checkpoint(out, started, resume):  # replaced (--overwrite): now it goes
-            (out / "checkpoint.npz").unlink()
+        drop_replaced_checkpoint(out, started, resume)
+
+
+def announce_resume(resume, done: int | None) -> None:
+    """Say which checkpoint this run continues (and after which epoch, where known)."""
+    if resume is not None:
+        after = "" if done is None else f" after epoch {done}"
+        click.echo(f"resuming {resume}{after}", err=True)
 
 
 def resumed_checkpoints(resume, checkpoint_every: int | None, cfg: Config, quiet: bool) -> int:

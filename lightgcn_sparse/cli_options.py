@@ -271,7 +271,10 @@ def _click_type(f: dataclasses.Field) -> Any:
 
 
 def config_of(preset_name: str, alpha, overrides: dict[str, Any]) -> Config:
-    """The preset with the given options applied; a bad value names its option (exit 2)."""
+    """The preset with the given options applied; a bad value names its option (exit 2).
+    Both training commands use it, so ``--epochs`` must train at least one epoch."""
+    if overrides.get("epochs") is not None and overrides["epochs"] < 1:
+        raise click.BadParameter("must be at least 1 to train anything.", param_hint="'--epochs'")
     changes = {k: v for k, v in overrides.items() if v is not None and k in _FIELDS}
     if alpha:
         changes["alpha"] = tuple(alpha)

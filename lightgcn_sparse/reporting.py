@@ -101,6 +101,13 @@ def earlier_checkpoint(out_dir: PathLike, started: float, resume: Optional[PathL
     return not own and path.exists() and path.stat().st_mtime < started
 
 
+def drop_replaced_checkpoint(out_dir: PathLike, started: float, resume) -> None:
+    """Once this run's model is written: remove the replaced run's checkpoint (see
+    :func:`earlier_checkpoint`)."""
+    if earlier_checkpoint(out_dir, started, resume):
+        (Path(out_dir) / "checkpoint.npz").unlink()
+
+
 def check_metrics_json(metrics_json: PathLike) -> None:
     """Fail now if the file ``metrics_json`` cannot be written (its folder must exist)."""
     path = Path(metrics_json)

@@ -34,6 +34,7 @@ from . import experiment
 from .cli import (
     _check_resume,
     _interrupted,
+    announce_resume,
     report_cutoffs,
     report_training,
     resumed_checkpoints,
@@ -47,7 +48,7 @@ from .cli_options import (
     train_options,
 )
 from .distributed import DataParallel, init_distributed
-from .reporting import RunLock, check_outputs, earlier_checkpoint
+from .reporting import RunLock, check_outputs, drop_replaced_checkpoint
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,8 +66,6 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, overwr
     """Train LightGCN data-parallel over the processes started by torchrun."""
     survive_closed_pipes()
     spec = spec_of(options)
-    if options.get("epochs") is not None and options["epochs"] < 1:
-        raise click.BadParameter("must be at least 1 to train anything.", param_hint="'--epochs'")
     cfg = config_of(preset_name, alpha, options)
     device = init_distributed(cfg.device, None if backend == "auto" else backend)
     try:
@@ -110,9 +109,7 @@ def _train(stack, spec, cfg, device, out, metrics_json, checkpoint_every, resume
             f"{dist.get_world_size()} process(es), {dist.get_backend()} on {device}",
             err=True,
         )
-        if resume is not None:
-            after = "" if done is None else f" after epoch {done}"
-            click.echo(f"resuming {resume}{after}", err=True)
+        announce_resume(resume, done)
     strategy = DataParallel()
     with warnings.catch_warnings():
         if rank != 0:  # rank 0 speaks for all
@@ -129,8 +126,7 @@ def _train(stack, spec, cfg, device, out, metrics_json, checkpoint_every, resume
         extra = {"world_size": strategy.world_size}
         resolved = spec.resolved(data)
         report_training(model, split, resolved, out, ks, metrics_json, extra, quiet=quiet)
-        if earlier_checkpoint(out, started, resume):  # replaced (--overwrite)
-            (out / "checkpoint.npz").unlink()
+        drop_replaced_checkpoint(out, started, resume)
     dist.barrier()  # the others leave the group only once rank 0 has written everything
 
 
