@@ -1,6 +1,7 @@
 """Training benchmark: what a step costs against what its propagation costs, per dataset, per
 lever (propagation dtype, node order); and the ml-100k quality run, optionally beside RecBole.
 
+\b
     python -m benchmarks.train [--dataset ml-100k --dataset gowalla] [--data-dir DIR]
         [--device cpu|cuda] [--propagation-dtype float32 ...] [--node-order none ...]
         [--timing-epochs 3] [--profile-steps 5] [--quality/--no-quality] [--epochs 100]
@@ -41,7 +42,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -95,6 +96,20 @@ def load(name: str, data_dir: Optional[str], seed: int) -> tuple[Interactions, S
     if table.parts is not None:
         return table, split_interactions(table, "given", valid_fraction=0.0), "given"
     return table, split_interactions(table, "random", seed=seed), "random"
+
+
+def loaded(
+    names: Iterable[str], data_dir: Optional[str], seed: int, notes: list[str]
+) -> Iterator[tuple[str, Interactions, Split, str]]:
+    """``(name, data, split, how)`` of each distinct name that loads (:func:`load`); a note
+    for each that does not."""
+    for name in dict.fromkeys(names):
+        try:
+            data, split, how = load(name, data_dir, seed)
+        except (DatasetNotFoundError, OSError, ValueError) as err:
+            notes.append(f"{name}: not loaded ({type(err).__name__}: {err}); skipped.")
+            continue
+        yield name, data, split, how
 
 
 # ------------------------------------------------------------------------------ timing
@@ -411,12 +426,7 @@ def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtyp
     notes: list[str] = []
     results, timing_rows, breakdown_rows, quality_rows, qualities = [], [], [], [], []
     curve_rows, curves = [], []
-    for name in dict.fromkeys(datasets):
-        try:
-            data, split, how = load(name, data_dir, seed)
-        except (DatasetNotFoundError, OSError, ValueError) as err:
-            notes.append(f"{name}: not loaded ({type(err).__name__}: {err}); skipped.")
-            continue
+    for name, data, split, how in loaded(datasets, data_dir, seed, notes):
         click.echo(f"{data!r}; split {how}: train {split.train.num_interactions}, valid "
                    f"{split.valid.num_interactions}, test {split.test.num_interactions}",
                    err=True)  # fmt: skip

@@ -91,12 +91,19 @@ class Graph:
 
     def scratch(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """A buffer private to this graph and thread, reused across calls (never returned
-        to callers): fresh (N, d) allocations are page-faulted in anew on every call."""
+        to callers): fresh (N, d) allocations are page-faulted in anew on every call.
+
+        One buffer per name, dtype and trailing shape, grown to the most rows asked for;
+        a call gets its leading rows (a contiguous view). Keyed by the full shape, a
+        training step's batch rows (a different count each batch) kept one buffer per
+        count: 150 MiB after 200 bfloat16 steps on Gowalla, and growing.
+        """
         buffers = self._local.__dict__.setdefault("buffers", {})
-        key = (name, tuple(shape), dtype)
-        if key not in buffers:
-            buffers[key] = torch.empty(shape, dtype=dtype, device=self.device)
-        return buffers[key]
+        key = (name, tuple(shape[1:]), dtype)
+        buf = buffers.get(key)
+        if buf is None or buf.shape[0] < shape[0]:
+            buf = buffers[key] = torch.empty(shape, dtype=dtype, device=self.device)
+        return buf[: shape[0]]
 
     def csr(self, dtype: torch.dtype) -> torch.Tensor:
         """The adjacency with its values in ``dtype`` (cached)."""
@@ -167,33 +174,48 @@ class Graph:
                 self._pads[key] = (torch.cat([crow, crow[-1:].expand(pad)]), 0)
         return self._pads[key]
 
-    def rows_matmul(
-        self, x: torch.Tensor, rows: torch.Tensor, kernel: str = "auto"
-    ) -> torch.Tensor:
-        """``(adj @ x)[rows]``, computing only those rows: (R, d) in ``x``'s dtype.
+    def rows_csr(
+        self, rows: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The stored entries of ``rows`` as a CSR of R rows: ``(crow (R + 1,), col, val)``
+        with values in ``dtype``, each row's entries in their stored order.
 
-        ``rows`` (R,) int64 positions in the computing order. The rows' stored entries are
-        gathered into a CSR of R rows, whose products sum each row in the same order as
-        :meth:`matmul` (the same values, bit for bit, with the same kernel). Costs one
-        host sync for the number of entries (a data-dependent size).
+        ``rows`` (R,) int64 positions in the computing order. Costs one host sync for the
+        number of entries (a data-dependent size).
         """
-        kernel = resolve_kernel(kernel, x.device)
-        adj = self.csr(x.dtype)
+        adj = self.csr(dtype)
         crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
         starts = crow[rows]  # (R,)
         lengths = crow[rows + 1] - starts
-        offsets = torch.zeros(rows.numel() + 1, dtype=crow.dtype, device=x.device)
+        offsets = torch.zeros(rows.numel() + 1, dtype=crow.dtype, device=crow.device)
         torch.cumsum(lengths, 0, dtype=crow.dtype, out=offsets[1:])
         total = int(offsets[-1])
-        if total == 0 or x.numel() == 0:  # embedding_bag rejects zero-width rows
-            return x.new_zeros((rows.numel(), x.shape[1]))
-        entries = torch.arange(total, dtype=crow.dtype, device=x.device)
+        entries = torch.arange(total, dtype=crow.dtype, device=crow.device)
         entries += torch.repeat_interleave(starts - offsets[:-1], lengths, output_size=total)
-        sub_col, sub_val = col.index_select(0, entries), val.index_select(0, entries)
+        return offsets, col.index_select(0, entries), val.index_select(0, entries)
+
+    def rows_matmul(
+        self,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        kernel: str = "auto",
+        sub: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
+    ) -> torch.Tensor:
+        """``(adj @ x)[rows]``, computing only those rows: (R, d) in ``x``'s dtype.
+
+        ``rows`` (R,) int64 positions in the computing order; ``sub`` their
+        :meth:`rows_csr` in ``x``'s dtype, built here if not given. Each row is summed in
+        the same order as :meth:`matmul` (the same values, bit for bit, with the same
+        kernel).
+        """
+        kernel = resolve_kernel(kernel, x.device)
+        offsets, sub_col, sub_val = self.rows_csr(rows, x.dtype) if sub is None else sub
+        if sub_col.numel() == 0 or x.numel() == 0:  # embedding_bag rejects zero-width rows
+            return x.new_zeros((rows.numel(), x.shape[1]))
         if kernel == "sparse_mm":
-            sub = torch.sparse_csr_tensor(offsets, sub_col, sub_val, check_invariants=False,
-                                          size=(rows.numel(), adj.shape[1]))  # fmt: skip
-            return torch.sparse.mm(sub, x)
+            sub_adj = torch.sparse_csr_tensor(offsets, sub_col, sub_val, check_invariants=False,
+                                              size=(rows.numel(), self.num_nodes))  # fmt: skip
+            return torch.sparse.mm(sub_adj, x)
         return _bag(offsets, sub_col, sub_val, x)
 
     def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[tuple[str, int]]:

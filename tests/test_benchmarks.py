@@ -29,6 +29,7 @@ bench_propagate = importlib.import_module("benchmarks.propagate")
 bench_sampler = importlib.import_module("benchmarks.sampler")
 bench_memory = importlib.import_module("benchmarks.memory")
 bench_train = importlib.import_module("benchmarks.train")
+bench_floor = importlib.import_module("benchmarks.floor")
 
 TINY_PROPAGATE = [
     "--no-ml100k", "--edges", "2000", "--hub-edges", "3000", "--dim", "8", "--layers", "2",
@@ -385,3 +386,57 @@ def test_compare_recbole_writes_nothing_to_the_working_directory(tmp_path, tiny_
     assert seen["files"] == ["lgs.test.inter", "lgs.train.inter", "lgs.valid.inter"]
     assert data["quality"][0]["recbole"]["test"] == {"recall@10": 0.5, "ndcg@20": 0.25}
     assert "RecBole LightGCN" in text
+
+
+@pytest.mark.parametrize("batch", [8, 64])  # 3B <= N/2: the batch-rows step; else the full one
+def test_floor_smoke(tmp_path, tiny_csv, batch):
+    out = tmp_path / "floor.json"
+    args = ["--dataset", str(tiny_csv), "--dataset", str(tmp_path / "nowhere"),
+            "--batch-size", str(batch), "--rounds", "2", "--steps", "2", "--threads", "1",
+            "--json", str(out)]  # fmt: skip
+    text, data = invoke(bench_floor.main, args)
+    assert "floor ratio" in text
+    assert any("nowhere" in note and "skipped" in note for note in data["notes"])
+    (entry,) = data["datasets"]
+    assert [lv["propagation_dtype"] for lv in entry["levers"]] == ["float32", "bfloat16"]
+    for lv in entry["levers"]:
+        assert lv["rows_path"] == (batch == 8)
+        assert len(lv["rounds"]["step"]) == len(lv["rounds"]["floor"]) == 2
+        assert lv["floor_s"] > 0.0 and lv["step_s"] > 0.0
+    assert entry["levers"][0]["step_ratio"] == 1.0 == entry["levers"][0]["floor_ratio"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("batch", [8, 64])
+def test_floor_computes_the_steps_propagation_and_its_check_can_fail(tiny_csv, dtype, batch,
+                                                                     monkeypatch):  # fmt: skip
+    """The floor's gradient is the propagation's, bit for bit; a floor that drops a layer's
+    product (or the rows' product) is caught before anything is timed."""
+    from lightgcn_sparse.config import preset
+
+    _, split, _ = bench_train.load(str(tiny_csv), None, 0)
+    cfg = preset("recbole", batch_size=batch, propagation_dtype=dtype)
+    gen = torch.Generator().manual_seed(0)
+    users = torch.randint(0, split.train.num_users, (batch,), generator=gen)
+    items = torch.randint(0, split.train.num_items, (2, batch), generator=gen)
+    lever = bench_floor.prepare(split, cfg, [(users, items[0], items[1])], 0)  # checks
+    assert lever.rows_path == (batch == 8)
+    grad = bench_floor.floor_step(lever, lever.floor_inputs[0])
+    assert grad.shape == lever.model.embedding_.shape and bool(grad.abs().sum() > 0)
+    if lever.rows_path:  # a wrong rows' CSR (another batch's rows) is caught
+        at, sub, g = lever.floor_inputs[0]
+        wrong = lever.model.graph_.rows_csr(at.flip(0), sub[2].dtype)
+        with pytest.raises(AssertionError, match="rows product"):
+            bench_floor.check_floor(lever, (at, wrong, g))
+    real = bench_floor._from_rows if lever.rows_path else bench_floor._propagate_forward
+
+    def short(graph, at_or_x, *args):  # drops layer 1's weight: a wrong gradient
+        args = list(args)
+        i = 1 if lever.rows_path else 0  # where the layer weights are
+        args[i] = [args[i][0], 0.0, *args[i][2:]]
+        return real(graph, at_or_x, *args)
+
+    monkeypatch.setattr(bench_floor, "_from_rows" if lever.rows_path else "_propagate_forward",
+                        short)  # fmt: skip
+    with pytest.raises(AssertionError, match="gradient differs"):
+        bench_floor.check_floor(lever, lever.floor_inputs[0])
