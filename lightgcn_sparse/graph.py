@@ -12,8 +12,9 @@ Two kernels compute one product :math:`\hat A X` from the same stored CSR tensor
 A :class:`Graph` keeps what repeated products need: value copies in each compute dtype, on
 CPU the row split measured fastest for it (one call; or the rows cut into two halves of
 equal nnz, as two calls or, with two threads, as one call padded so that each thread gets
-one half; all give bit-identical results, so the choice never changes a result), the LightGCN++
-scalings, per-thread scratch buffers, and an optional node order in which the products run.
+one half; all give bit-identical results, so the choice never changes a result; timed on
+the first products of each setting, where they run), the LightGCN++ scalings, per-thread
+scratch buffers, and an optional node order in which the products run.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ KERNELS = ("embedding_bag", "sparse_mm")
 #: Kernel used by ``kernel="auto"`` on each device type, chosen by measurement
 #: (``python -m benchmarks.propagate``).
 AUTO_KERNEL = {"cpu": "embedding_bag", "cuda": "sparse_mm"}
-#: With several CPU threads, graphs above this many stored entries are timed once as one
-#: call and as split into halves of equal nnz; the faster is kept (see :class:`Graph`).
+#: With several CPU threads, graphs above this many stored entries are timed as one call and
+#: as split into halves of equal nnz; the faster is kept (see :meth:`Graph.matmul`).
 SPLIT_MIN_NNZ = 1 << 20
+#: Products timed per split choice, after one untimed each, before the fastest is kept.
+SPLIT_TRIAL_ROUNDS = 8
 #: Names accepted by ``propagation_dtype``.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -144,7 +147,15 @@ class Graph:
         if kernel == "sparse_mm":
             return torch.sparse.mm(adj, x)
         crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-        split = self._split_row(crow, x) if x.device.type == "cpu" else None
+        split, trial = self._split_row(crow, x) if x.device.type == "cpu" else (None, None)
+        start = time.perf_counter() if trial is not None else 0.0
+        result = self._product(crow, col, val, x, split, out)
+        if trial is not None:
+            trial.record(time.perf_counter() - start)
+        return result
+
+    def _product(self, crow, col, val, x, split, out) -> torch.Tensor:
+        """:meth:`matmul`'s embedding_bag product with the row split ``split``."""
         if split is None:
             return _bag(crow, col, val, x)
         # embedding_bag's CPU threads split the bags evenly by count; the two blocks of a
@@ -218,64 +229,94 @@ class Graph:
             return torch.sparse.mm(sub_adj, x)
         return _bag(offsets, sub_col, sub_val, x)
 
-    def _split_row(self, crow: torch.Tensor, x: torch.Tensor) -> Optional[tuple[str, int]]:
-        """How to split the rows, ``("two" | "padded", mid)`` at the row ``mid`` that halves
-        the nnz, or None (one call as it is): timed once per setting.
+    def split_chosen(self, dtype: torch.dtype, width: int) -> bool:
+        """Whether the row split of products in ``dtype`` with ``width`` columns is chosen
+        (on the current thread count), so that no later product is a trial's."""
+        return (torch.get_num_threads(), dtype, width) in self._split
 
-        With two threads the padded call usually wins when the halves gather from tables
-        of similar size (Gowalla, float32), the two calls when one half gathers from a
-        much larger table than the other (the power-law and hub graphs: per-entry costs
-        differ between the halves, so equal nnz per thread is not equal time), one call
-        when its count split happens to be even enough (Gowalla, bfloat16). All three give
-        bit-identical results, so the choice never changes a number.
+    def settle_split(self, x: torch.Tensor, kernel: str = "auto") -> None:
+        """Run products of ``x`` until the row split of its setting is chosen (benchmarks
+        call this so that no timed product is a trial's; training chooses in its first
+        steps, where the products run)."""
+        if self.csr(x.dtype)._nnz() == 0 or x.numel() == 0 or x.device.type != "cpu":
+            return
+        if resolve_kernel(kernel, x.device) != "embedding_bag":
+            return
+        while not self.split_chosen(x.dtype, x.shape[1]):
+            self.matmul(x, kernel)
 
-        The choice is also kept on the adjacency tensor itself, so that another Graph of
-        the same tensor reuses it: ``propagate(adj, ...)`` on a bare tensor wraps it in a
-        new Graph on every call, and timing the kernels again made each such call several
-        times slower than the products themselves (benchmarks/README.md).
+    def _split_row(
+        self, crow: torch.Tensor, x: torch.Tensor
+    ) -> tuple[Optional[tuple[str, int]], Optional[_SplitTrial]]:
+        """The row split for this product, ``("two" | "padded", mid)`` at the row ``mid``
+        that halves the nnz, or None (one call as it is); and the trial to report this
+        call's time to while the split of its setting (threads, dtype, width) is chosen.
+
+        The choice is timed in place: the first products of a setting take the choices in
+        turn and are timed where they run (inside a training step: after Adam has walked
+        the (N, d) master weights, between the backward's row sums); the fastest median
+        is kept. Timing them apart, back to back on one warm input, told the choices apart
+        by 2-5 % and kept one call in 2 of 6 Gowalla fits (float32) and 5 of 6 (bfloat16),
+        while in training the padded call was 14 % (float32) and 5 % (bfloat16) faster per
+        step (benchmarks/README.md). With two threads the padded call usually wins when
+        the halves gather from tables of similar size (Gowalla), the two calls when one
+        half gathers from a much larger table than the other (the power-law and hub
+        graphs). All give bit-identical results, so the choice never changes a number.
+
+        The choice (and a trial under way) is kept on the adjacency tensor itself, so that
+        another Graph of the same tensor reuses it: ``propagate(adj, ...)`` on a bare
+        tensor wraps it in a new Graph on every call.
         """
         threads = torch.get_num_threads()
-        nnz = int(crow[-1])
-        if threads < 2 or nnz < SPLIT_MIN_NNZ:
-            return None
         key = (threads, x.dtype, x.shape[1])
-        if key not in self._split:
-            measured = self.adj.__dict__.setdefault("_lightgcn_split_row", {})
-            if key in measured:
-                self._split[key] = measured[key]
-                return self._split[key]
+        if key in self._split:
+            return self._split[key], None
+        if threads < 2 or int(crow[-1]) < SPLIT_MIN_NNZ:
+            self._split[key] = None
+            return None, None
+        kept = self.adj.__dict__.setdefault("_lightgcn_split_row", {})
+        if key not in kept:
+            nnz = int(crow[-1])
             mid = int(torch.searchsorted(crow, torch.tensor(nnz // 2, dtype=crow.dtype)))
             if mid <= 0 or mid >= crow.numel() - 1:
-                self._split[key] = None
+                kept[key] = None
             else:
                 choices = [None, ("two", mid)] + ([("padded", mid)] if threads == 2 else [])
-
-                def with_split(choice: Optional[tuple[str, int]]):
-                    def call() -> None:
-                        self._split[key] = choice
-                        self.matmul(x)
-
-                    return call
-
-                seconds = _interleaved_medians(*(with_split(c) for c in choices))
-                self._split[key] = choices[seconds.index(min(seconds))]
-            measured[key] = self._split[key]
-        return self._split[key]
+                kept[key] = _SplitTrial(choices, SPLIT_TRIAL_ROUNDS)
+        entry = kept[key]
+        if isinstance(entry, _SplitTrial):
+            if not entry.done():
+                return entry.current(), entry
+            entry = kept[key] = entry.best()
+        self._split[key] = entry
+        return entry, None
 
 
-def _interleaved_medians(*calls, rounds: int = 5) -> list[float]:
-    """Median seconds of each call, each warmed up once and then all timed in turn, so
-    that none profits from caches and pages another warmed (timing one first, cold, made
-    it lose on Gowalla in the first graph of a process)."""
-    for call in calls:
-        call()
-    times: list[list[float]] = [[] for _ in calls]
-    for _ in range(rounds):
-        for call, out in zip(calls, times):
-            start = time.perf_counter()
-            call()
-            out.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+class _SplitTrial:
+    """Round-robin timing of row-split choices on the products as they come: each choice
+    once untimed, then ``rounds`` timed calls each; :meth:`best` has the lowest median."""
+
+    def __init__(self, choices: list, rounds: int) -> None:
+        self.choices, self.rounds = choices, rounds
+        self.calls = 0
+        self.seconds: list[list[float]] = [[] for _ in choices]
+
+    def current(self) -> Optional[tuple[str, int]]:
+        """The choice the next product takes."""
+        return self.choices[self.calls % len(self.choices)]
+
+    def record(self, seconds: float) -> None:
+        """The time of a product that took :meth:`current`."""
+        if self.calls >= len(self.choices):  # the first call of each is a warm-up
+            self.seconds[self.calls % len(self.choices)].append(seconds)
+        self.calls += 1
+
+    def done(self) -> bool:
+        return all(len(t) >= self.rounds for t in self.seconds)
+
+    def best(self) -> Optional[tuple[str, int]]:
+        medians = [statistics.median(t) for t in self.seconds]
+        return self.choices[medians.index(min(medians))]
 
 
 def _bag(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, x: torch.Tensor):

@@ -316,25 +316,56 @@ def test_padded_split_gives_each_thread_one_block(heavy):
     assert torch.equal(split, PreparedGraph(adj).matmul(x, "embedding_bag"))
 
 
-def test_the_row_split_is_timed_once_per_adjacency_tensor(monkeypatch):
+def test_the_row_split_is_chosen_in_place_once_per_adjacency_tensor():
+    """The first products of a setting take the choices in turn (bit-identical results),
+    then one is kept on the adjacency tensor: later Graphs of it, and bare-tensor calls
+    (a new Graph each), reuse it; another width is another setting."""
     gen = torch.Generator().manual_seed(0)
     users = torch.randint(0, 40, (400,), generator=gen)
     items = torch.randint(0, 15, (400,), generator=gen)
     adj = normalized_adjacency(users, items, 40, 15)
     x = torch.randn(55, 8, generator=gen)
-    timed = []
-    real = propagation._interleaved_medians
-    monkeypatch.setattr(propagation, "_interleaved_medians",
-                        lambda *fns: timed.append(1) or real(*fns))  # fmt: skip
+    key = (2, torch.float32, 8)
     with two_blocks_allowed():
         first = propagate(adj, x, 3)  # a bare tensor: a new Graph on every call
-        assert len(timed) == 1  # one call against the splits
-        again = propagate(adj, x, 3)
-        assert len(timed) == 1 and torch.equal(first, again)
+        trial = adj.__dict__["_lightgcn_split_row"][key]
+        assert isinstance(trial, propagation._SplitTrial) and trial.calls == 3
+        mid = trial.choices[1][1]
+        assert trial.choices == [None, ("two", mid), ("padded", mid)]
+        calls = 3
+        while not trial.done():
+            assert torch.equal(propagate(adj, x, 3), first)  # every choice: the same bits
+            calls += 3
+        assert calls == 3 * (1 + propagation.SPLIT_TRIAL_ROUNDS)  # one warm-up each, then rounds
+        assert all(len(t) == propagation.SPLIT_TRIAL_ROUNDS for t in trial.seconds)
+        assert torch.equal(propagate(adj, x, 3), first)  # this call keeps the best
+        chosen = adj.__dict__["_lightgcn_split_row"][key]
+        assert chosen == trial.best() and chosen in trial.choices
+        graph = PreparedGraph(adj)
+        assert not graph.split_chosen(torch.float32, 8)
+        assert torch.equal(propagate(graph, x, 3), first)
+        assert graph.split_chosen(torch.float32, 8) and graph._split[key] == chosen
         propagate(adj, x[:, :4].contiguous(), 3)  # another width is another setting
-        assert len(timed) == 2
-        propagate(PreparedGraph(adj), x, 3)
-        assert len(timed) == 2
+        assert isinstance(adj.__dict__["_lightgcn_split_row"][(2, torch.float32, 4)],
+                          propagation._SplitTrial)  # fmt: skip
+        other = PreparedGraph(adj)
+        other.settle_split(x[:, :4].contiguous())
+        assert other.split_chosen(torch.float32, 4)
+        assert not isinstance(adj.__dict__["_lightgcn_split_row"][(2, torch.float32, 4)],
+                              propagation._SplitTrial)  # fmt: skip
+
+
+def test_the_split_trial_keeps_the_lowest_median_after_the_warm_ups():
+    trial = propagation._SplitTrial([None, ("two", 3), ("padded", 3)], rounds=3)
+    for seconds in (0.001, 9.0, 9.0):  # warm-ups: never counted
+        assert not trial.done()
+        trial.record(seconds)
+    times = {None: [5, 1, 5], ("two", 3): [2, 2, 9], ("padded", 3): [3, 3, 3]}  # medians 5 2 3
+    for r in range(3):
+        for choice in trial.choices:
+            assert trial.current() == choice and not trial.done()
+            trial.record(times[choice][r])
+    assert trial.done() and trial.best() == ("two", 3)
 
 
 @pytest.mark.parametrize("method", NODE_ORDERS[1:])
