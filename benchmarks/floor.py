@@ -194,9 +194,11 @@ def rows_of(name: str, dev: torch.device, levers: list[Lever]) -> tuple[list, li
                      report.fmt_time(m["step"]), report.fmt_time(m["floor"]),
                      report.fmt_time(m["step"] - m["floor"]), f"{step_ratio:.2f}x",
                      f"{floor_ratio:.2f}x"])  # fmt: skip
+        split = lever.model.graph_._split  # the CPU row split each setting took
         entries.append({"propagation_dtype": lever.dtype, "rows_path": lever.rows_path,
                         "step_s": m["step"], "floor_s": m["floor"], "step_ratio": step_ratio,
-                        "floor_ratio": floor_ratio, "rounds": lever.times})  # fmt: skip
+                        "floor_ratio": floor_ratio, "rounds": lever.times,
+                        "row_split": {str(k): v for k, v in split.items()}})  # fmt: skip
     return rows, entries
 
 

@@ -12,7 +12,7 @@ Per dataset, device and lever (each --propagation-dtype x each --node-order):
 1. seconds per epoch: ``--timing-epochs`` epochs of pure training (no validation), median;
    steps per second from it;
 2. the share of a step spent in propagation: one torch.profiler profile of
-   ``--profile-steps`` steps (after 8 unprofiled ones, in a separate one-epoch fit): time
+   ``--profile-steps`` steps (after 12 unprofiled ones, in a separate one-epoch fit): time
    inside the propagation autograd function, forward plus backward (``_PropagateRows``,
    the batch-rows propagation of CPU steps, or ``_SymmetricPropagate``), over the wall
    time of those steps; and from the same profile, per step, the time in the sparse
@@ -81,9 +81,9 @@ PROPAGATION_EVENTS = ("_SymmetricPropagate", "_SymmetricPropagateBackward", "_Pr
                       "_PropagateRowsBackward")  # fmt: skip
 #: The top-level op of one sparse product, per kernel (``Graph.matmul``, ``rows_matmul``).
 PRODUCT_OPS = ("aten::embedding_bag", "aten::_sparse_mm")
-#: Unprofiled steps before the profile: the CPU row split's in-place timing (27 products on
-#: Gowalla, about 6 steps), Adam's state, page faults.
-WARMUP_STEPS = 8
+#: Unprofiled steps before the profile: the CPU row split's in-place timing (48 products on
+#: Gowalla, about 10 steps), Adam's state, page faults.
+WARMUP_STEPS = 12
 
 
 # ------------------------------------------------------------------------------ data

@@ -19,6 +19,7 @@ scratch buffers, and an optional node order in which the products run.
 
 from __future__ import annotations
 
+import random
 import statistics
 import threading
 import time
@@ -37,7 +38,7 @@ AUTO_KERNEL = {"cpu": "embedding_bag", "cuda": "sparse_mm"}
 #: as split into halves of equal nnz; the faster is kept (see :meth:`Graph.matmul`).
 SPLIT_MIN_NNZ = 1 << 20
 #: Products timed per split choice, after one untimed each, before the fastest is kept.
-SPLIT_TRIAL_ROUNDS = 8
+SPLIT_TRIAL_ROUNDS = 15
 #: Names accepted by ``propagation_dtype``.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -253,15 +254,16 @@ class Graph:
         call's time to while the split of its setting (threads, dtype, width) is chosen.
 
         The choice is timed in place: the first products of a setting take the choices in
-        turn and are timed where they run (inside a training step: after Adam has walked
-        the (N, d) master weights, between the backward's row sums); the fastest median
-        is kept. Timing them apart, back to back on one warm input, told the choices apart
-        by 2-5 % and kept one call in 2 of 6 Gowalla fits (float32) and 5 of 6 (bfloat16),
-        while in training the padded call was 14 % (float32) and 5 % (bfloat16) faster per
-        step (benchmarks/README.md). With two threads the padded call usually wins when
-        the halves gather from tables of similar size (Gowalla), the two calls when one
-        half gathers from a much larger table than the other (the power-law and hub
-        graphs). All give bit-identical results, so the choice never changes a number.
+        shuffled rounds (:class:`_SplitTrial`) and are timed where they run (inside a
+        training step: after Adam has walked the (N, d) master weights, between the
+        backward's row sums); the lowest median is kept. Timing them apart, back to back
+        on one warm input, told the choices apart by 2-5 % and kept one call in 2 of 6
+        Gowalla fits (float32) and 5 of 6 (bfloat16), while in training the padded call
+        was 14 % (float32) and 5 % (bfloat16) faster per step (benchmarks/README.md). With
+        two threads the padded call usually wins when the halves gather from tables of
+        similar size (Gowalla), the two calls when one half gathers from a much larger
+        table than the other (the power-law and hub graphs). All give bit-identical
+        results, so the choice never changes a number.
 
         The choice (and a trial under way) is kept on the adjacency tensor itself, so that
         another Graph of the same tensor reuses it: ``propagate(adj, ...)`` on a bare
@@ -293,26 +295,32 @@ class Graph:
 
 
 class _SplitTrial:
-    """Round-robin timing of row-split choices on the products as they come: each choice
-    once untimed, then ``rounds`` timed calls each; :meth:`best` has the lowest median."""
+    """Timing of row-split choices on the products as they come: each choice once untimed,
+    then ``rounds`` timed calls each, every round in a shuffled order (fixed seed) so that
+    no choice always lands on the same product of a step (a step's products are not
+    equally fast: the first after Adam finds a cold cache); :meth:`best` has the lowest
+    median."""
 
     def __init__(self, choices: list, rounds: int) -> None:
         self.choices, self.rounds = choices, rounds
+        shuffle = random.Random(0).sample
+        n = len(choices)
+        self.schedule = list(range(n)) + [i for _ in range(rounds) for i in shuffle(range(n), n)]
         self.calls = 0
         self.seconds: list[list[float]] = [[] for _ in choices]
 
     def current(self) -> Optional[tuple[str, int]]:
         """The choice the next product takes."""
-        return self.choices[self.calls % len(self.choices)]
+        return self.choices[self.schedule[self.calls]]
 
     def record(self, seconds: float) -> None:
         """The time of a product that took :meth:`current`."""
         if self.calls >= len(self.choices):  # the first call of each is a warm-up
-            self.seconds[self.calls % len(self.choices)].append(seconds)
+            self.seconds[self.schedule[self.calls]].append(seconds)
         self.calls += 1
 
     def done(self) -> bool:
-        return all(len(t) >= self.rounds for t in self.seconds)
+        return self.calls >= len(self.schedule)
 
     def best(self) -> Optional[tuple[str, int]]:
         medians = [statistics.median(t) for t in self.seconds]

@@ -356,16 +356,22 @@ def test_the_row_split_is_chosen_in_place_once_per_adjacency_tensor():
 
 
 def test_the_split_trial_keeps_the_lowest_median_after_the_warm_ups():
-    trial = propagation._SplitTrial([None, ("two", 3), ("padded", 3)], rounds=3)
-    for seconds in (0.001, 9.0, 9.0):  # warm-ups: never counted
-        assert not trial.done()
+    choices = [None, ("two", 3), ("padded", 3)]
+    trial = propagation._SplitTrial(choices, rounds=4)
+    for choice, seconds in zip(choices, (0.001, 9.0, 9.0)):  # warm-ups: never counted
+        assert trial.current() == choice and not trial.done()
         trial.record(seconds)
-    times = {None: [5, 1, 5], ("two", 3): [2, 2, 9], ("padded", 3): [3, 3, 3]}  # medians 5 2 3
-    for r in range(3):
-        for choice in trial.choices:
-            assert trial.current() == choice and not trial.done()
-            trial.record(times[choice][r])
-    assert trial.done() and trial.best() == ("two", 3)
+    times = {None: iter([5, 1, 5, 5]), ("two", 3): iter([2, 2, 9, 1]),
+             ("padded", 3): iter([3, 3, 3, 3])}  # medians 5, 2, 3  # fmt: skip
+    taken = []
+    while not trial.done():
+        taken.append(trial.current())
+        trial.record(next(times[taken[-1]]))
+    assert sorted(map(str, taken)) == sorted(map(str, choices * 4))  # 4 rounds of each
+    rounds = [taken[i : i + 3] for i in range(0, 12, 3)]
+    assert all(sorted(map(str, r)) == sorted(map(str, choices)) for r in rounds)
+    assert len({tuple(map(str, r)) for r in rounds}) > 1  # shuffled: not one fixed order
+    assert trial.best() == ("two", 3)
 
 
 @pytest.mark.parametrize("method", NODE_ORDERS[1:])
