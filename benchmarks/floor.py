@@ -19,6 +19,10 @@ gradient, plus the layer-0 term, equals the autograd gradient of the propagation
 calls, bit for bit, for the same incoming gradient; and on the batch-rows path its rows'
 product equals ``Graph.rows_matmul``.
 
+The real step is the eager one (``EagerStep``), on CUDA too, where training may replay a
+CUDA graph instead (``cuda_graph``). On CPU, real steps run before the timing until the row
+split of each dtype is chosen (in place, as in training).
+
 Rounds alternate the dtypes and, within each, the step and its floor, over the same
 batches, so that drift of the machine (other tenants, memory bandwidth) falls on all
 alike; the figures are medians over rounds. The floor's ratio between two dtypes bounds
@@ -45,6 +49,7 @@ from lightgcn_sparse.propagation import (
     _PropagateRows,
     _SymmetricPropagate,
     layer_weights,
+    propagate,
     resolve_kernel,
 )
 from lightgcn_sparse.sampling import BPRSampler
@@ -56,6 +61,8 @@ from . import hardware, report
 from .options import run_options
 from .train import loaded
 
+#: Real steps at most before the timing, while the CPU row split is chosen in place.
+SETTLE_STEPS = 100
 HEADER = ["dataset", "device", "dtype", "path", "step", "floor", "rest (step - floor)",
           "step ratio", "floor ratio"]  # fmt: skip
 
@@ -77,55 +84,76 @@ def _weights(model: LightGCN) -> list[float]:
     return layer_weights(model.config.num_layers, model.config.alpha)
 
 
-def floor_step(lever: Lever, inputs: tuple) -> torch.Tensor:
-    """One floor step: the products (and casts) of the step's propagation, forward and
-    backward, then Adam. Returns the (N, d) gradient it handed to Adam (layer-0 term
-    excluded)."""
-    model, cfg = lever.model, lever.model.config
-    graph, dtype, kernel = model.graph_, DTYPES[cfg.propagation_dtype], cfg.kernel
-    x, weights = model.embedding_.detach(), _weights(model)
+def _setting(lever: Lever) -> tuple[Any, torch.dtype, str, list[float]]:
+    cfg = lever.model.config
+    return lever.model.graph_, DTYPES[cfg.propagation_dtype], cfg.kernel, _weights(lever.model)
+
+
+def floor_forward(lever: Lever, x: torch.Tensor, inputs: tuple):
+    """The forward products of the step's propagation of ``x`` (and the casts): on the
+    batch-rows path the last layer at the batch's rows, in the product dtype, and the scale
+    it is divided by (float16; else None); on the full path the layer sum."""
+    graph, dtype, kernel, weights = _setting(lever)
+    if not lever.rows_path:
+        return _propagate_forward(graph, x, weights, kernel, dtype), None
+    at, sub, _ = inputs
+    h, scale = _narrow(graph, x, dtype)
+    for k in range(len(weights) - 2):  # layers 1..K-1 in full, into the step's buffers
+        h = graph.matmul(h, kernel, out=graph.scratch(f"product{k % 2}", tuple(x.shape), dtype))
+    return graph.rows_matmul(h, at, kernel, sub=sub), scale  # the last layer, at the rows
+
+
+def floor_backward(lever: Lever, inputs: tuple) -> torch.Tensor:
+    """The backward products (and casts) of the step's propagation, from the incoming
+    gradient in ``inputs``: the (N, d) gradient of the layer-0 embeddings, less the
+    layer-0 term."""
+    graph, dtype, kernel, weights = _setting(lever)
     if lever.rows_path:
-        at, sub, g = inputs
-        h, _ = _narrow(graph, x, dtype)
-        for k in range(len(weights) - 2):  # layers 1..K-1 in full, into the step's buffers
-            shape = tuple(x.shape)
-            h = graph.matmul(h, kernel, out=graph.scratch(f"product{k % 2}", shape, dtype))
-        graph.rows_matmul(h, at, kernel, sub=sub)  # the last layer, at the batch's rows
-        grad = _from_rows(graph, at, g, weights, kernel, dtype)
-    else:
-        (g,) = inputs
-        _propagate_forward(graph, x, weights, kernel, dtype)
-        grad = _propagate_forward(graph, g, weights, kernel, dtype)
-    model.embedding_.grad = grad
+        at, _, g = inputs
+        return _from_rows(graph, at, g, weights, kernel, dtype)
+    (g,) = inputs
+    return _propagate_forward(graph, g, weights, kernel, dtype)
+
+
+def floor_step(lever: Lever, inputs: tuple) -> torch.Tensor:
+    """One floor step: :func:`floor_forward`, :func:`floor_backward`, then Adam. Returns
+    the (N, d) gradient it handed to Adam."""
+    floor_forward(lever, lever.model.embedding_.detach(), inputs)
+    grad = floor_backward(lever, inputs)
+    lever.model.embedding_.grad = grad
     lever.optimizer.step()
     return grad
 
 
 def check_floor(lever: Lever, inputs: tuple) -> None:
-    """Raise if the floor does not compute the step's propagation (see the module doc)."""
-    model, cfg = lever.model, lever.model.config
-    graph, dtype, kernel = model.graph_, DTYPES[cfg.propagation_dtype], cfg.kernel
-    weights = _weights(model)
-    x = model.embedding_.detach().clone().requires_grad_(True)
+    """Raise if the floor does not compute the step's propagation, bit for bit: its
+    forward against :func:`propagate` (on the batch-rows path with the last layer's weight
+    alone, at the rows), its gradient plus the layer-0 term against autograd through the
+    propagation the step calls."""
+    graph, dtype, kernel, weights = _setting(lever)
+    cfg = lever.model.config
+    x = lever.model.embedding_.detach().clone().requires_grad_(True)
+    mine, scale = floor_forward(lever, x.detach(), inputs)
     if lever.rows_path:
-        at, sub, g = inputs
+        at, _, g = inputs
+        last_only = [0.0] * (len(weights) - 1) + [1.0]  # 0 x + ... + 1 h_K: h_K exactly
+        ref = propagate(graph, x.detach(), cfg.num_layers, last_only, kernel=kernel,
+                        dtype=dtype)[at]  # fmt: skip
+        mine = mine.to(x.dtype) if scale is None else mine.to(x.dtype) * scale
         out, x_rows = _PropagateRows.apply(x, at, graph, weights, kernel, dtype)
         torch.autograd.backward([out, x_rows], [g, torch.zeros_like(g)])
-        h, _ = _narrow(graph, x.detach(), dtype)
-        for _ in range(len(weights) - 2):
-            h = graph.matmul(h, kernel)
-        if not torch.equal(graph.rows_matmul(h, at, kernel, sub=sub),
-                           graph.rows_matmul(h, at, kernel)):  # fmt: skip
-            raise AssertionError("the floor's rows product differs from Graph.rows_matmul")
-        mine = _from_rows(graph, at, g, weights, kernel, dtype).index_add_(0, at, g * weights[0])
+        grad = floor_backward(lever, inputs).index_add_(0, at, g * weights[0])
     else:
         (g,) = inputs
+        ref = propagate(graph, x.detach(), cfg.num_layers, weights, kernel=kernel, dtype=dtype)
         _SymmetricPropagate.apply(x, graph, weights, kernel, dtype).backward(g)
-        mine = _propagate_forward(graph, g, weights, kernel, dtype)
-    if not torch.equal(mine, x.grad):
+        grad = floor_backward(lever, inputs)
+    if not torch.equal(mine, ref):
+        raise AssertionError(f"{lever.dtype}: the floor's forward differs from the propagation's")
+    if not torch.equal(grad, x.grad):
         raise AssertionError(
             f"{lever.dtype}: the floor's gradient differs from the propagation's (max "
-            f"|diff| {float((mine - x.grad).abs().max()):.3g})"
+            f"|diff| {float((grad - x.grad).abs().max()):.3g})"
         )
 
 
@@ -151,10 +179,13 @@ def prepare(split: Any, cfg: Any, batches: list[tuple], seed: int) -> Lever:
             lever.floor_inputs.append((g,))
     check_floor(lever, lever.floor_inputs[0])
     if dev.type == "cpu" and resolve_kernel(cfg.kernel, dev) == "embedding_bag":
-        for i in range(100):  # the CPU row split is chosen in real steps, where it runs
+        for i in range(SETTLE_STEPS):  # the CPU row split is chosen in real steps
             if graph.split_chosen(dtype, cfg.embedding_dim):
                 break
             lever.step(*batches[i % len(batches)])
+        else:
+            raise click.ClickException(f"{cfg.propagation_dtype}: the row split was not chosen "
+                                       f"after {SETTLE_STEPS} steps")  # fmt: skip
     return lever
 
 

@@ -40,9 +40,8 @@ For each --edges size, a child process (its own ru_maxrss) generates a power-law
 --items are given), holds out 1% of the edges, then measures: building the normalized
 adjacency (and its prepared Graph, as the model keeps it); one forward propagation (on CPU
 the first products of a Graph take its row-split choices in turn, timed; the choice is
-settled after this stage); one full
-training step (propagation forward+backward
-over the whole graph, BPR loss with lightgcn_sparse.bpr_loss on a BPRSampler batch, Adam
+settled after this stage); one full training step (propagation forward+backward over the
+whole graph, BPR loss with lightgcn_sparse.bpr_loss on a BPRSampler batch, Adam
 on the layer-0 embedding nn.Parameter) at batch 2048 and 65536; and evaluating all users
 with held-out edges (chunked lightgcn_sparse.evaluate_ranking, train edges excluded).
 Epoch time = ceil(train edges / batch) x step time.

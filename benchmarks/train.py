@@ -10,9 +10,11 @@ lever (propagation dtype, node order); and the ml-100k quality run, optionally b
 Per dataset, device and lever (each --propagation-dtype x each --node-order):
 
 1. seconds per epoch: ``--timing-epochs`` epochs of pure training (no validation), median;
-   steps per second from it;
+   steps per second from it (the first epoch's first steps also time the CPU row split's
+   choices, in place);
 2. the share of a step spent in propagation: one torch.profiler profile of
-   ``--profile-steps`` steps (after 12 unprofiled ones, in a separate one-epoch fit): time
+   ``--profile-steps`` steps (in a separate one-epoch fit, after unprofiled ones: at least 3,
+   and until the CPU row split is chosen): time
    inside the propagation autograd function, forward plus backward (``_PropagateRows``,
    the batch-rows propagation of CPU steps, or ``_SymmetricPropagate``), over the wall
    time of those steps; and from the same profile, per step, the time in the sparse
@@ -38,13 +40,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import click
 import numpy as np
@@ -67,8 +70,9 @@ from lightgcn_sparse.experiment import (
     popularity_metrics,
     train,
 )
+from lightgcn_sparse.graph import SPLIT_TRIAL_ROUNDS
 from lightgcn_sparse.model import LightGCN
-from lightgcn_sparse.propagation import DTYPES
+from lightgcn_sparse.propagation import DTYPES, resolve_kernel
 from lightgcn_sparse.trainer import Callback
 
 from . import hardware, report, timing
@@ -81,9 +85,11 @@ PROPAGATION_EVENTS = ("_SymmetricPropagate", "_SymmetricPropagateBackward", "_Pr
                       "_PropagateRowsBackward")  # fmt: skip
 #: The top-level op of one sparse product, per kernel (``Graph.matmul``, ``rows_matmul``).
 PRODUCT_OPS = ("aten::embedding_bag", "aten::_sparse_mm")
-#: Unprofiled steps before the profile: the CPU row split's in-place timing (48 products on
-#: Gowalla, about 10 steps), Adam's state, page faults.
-WARMUP_STEPS = 12
+#: Unprofiled steps before the profile at least (Adam's state, page faults); more while the
+#: CPU row split is still timed in place (:func:`warmup_steps`).
+WARMUP_STEPS = 3
+#: Steps the profile may wait past :func:`warmup_steps` for the row split to be chosen.
+PROFILE_SLACK = 5
 
 
 # ------------------------------------------------------------------------------ data
@@ -123,26 +129,54 @@ class _StepCounter(Callback):
         self.steps += 1
 
 
-class _StepProfile(Callback):
-    """Profiles steps ``first .. first + count - 1`` of the run; their wall time too."""
+def warmup_steps(model: LightGCN) -> int:
+    """Unprofiled steps before a profile of ``model``'s configuration: :data:`WARMUP_STEPS`,
+    or enough for the CPU row split's in-place trial (``3 (1 + SPLIT_TRIAL_ROUNDS)``
+    products; a step makes ``2K - 1`` through ``Graph.matmul`` on the batch-rows path,
+    ``2K`` on the full one) and two more."""
+    k = model.config.num_layers
+    per_step = max(2 * k - 1 if model._batch_rows_only() else 2 * k, 1)
+    return max(WARMUP_STEPS, 2 + math.ceil(3 * (1 + SPLIT_TRIAL_ROUNDS) / per_step))
 
-    def __init__(self, first: int, count: int, device: torch.device) -> None:
+
+def split_settled(model: LightGCN) -> bool:
+    """Whether no product of ``model``'s steps is still a row-split trial's."""
+    cfg, dev = model.config, model.device
+    if dev.type != "cpu" or resolve_kernel(cfg.kernel, dev) != "embedding_bag":
+        return True
+    return model.graph_.split_chosen(DTYPES[cfg.propagation_dtype], cfg.embedding_dim)
+
+
+class _StepProfile(Callback):
+    """Profiles ``count`` steps, from the first at or after step ``first`` at which
+    ``ready(model)`` holds (default: at once); their wall time too."""
+
+    def __init__(
+        self, first: int, count: int, device: torch.device,
+        ready: Optional[Callable[[Any], bool]] = None,
+    ) -> None:  # fmt: skip
         from torch.profiler import ProfilerActivity, profile
 
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         self.profiler = profile(activities=acts)
         self.first, self.count, self.device = first, count, device
+        self.ready = ready or (lambda model: True)
+        self.started: Optional[int] = None  # the step after which profiling started
+        self.done = False
         self.wall = 0.0
 
     def on_step_end(self, trainer: Any, epoch: int, step: int) -> None:
-        if step == self.first - 1:  # the profiled steps start after this one ends
-            hardware.synchronize(self.device)
-            self.profiler.start()
-            self.wall = time.perf_counter()
-        elif step == self.first - 1 + self.count:
+        if self.started is None:
+            if step >= self.first - 1 and self.ready(trainer.model):
+                hardware.synchronize(self.device)  # the profiled steps start after this one
+                self.profiler.start()
+                self.wall = time.perf_counter()
+                self.started = step
+        elif not self.done and step == self.started + self.count:
             hardware.synchronize(self.device)
             self.wall = time.perf_counter() - self.wall
             self.profiler.stop()
+            self.done = True
 
     def _seconds(self, events) -> float:
         attr = "device_time_total" if self.device.type == "cuda" else "cpu_time_total"
@@ -198,10 +232,14 @@ def time_lever(
 
     prop = timing.time_it(fwd_bwd, min_run_time)
 
-    prof = _StepProfile(WARMUP_STEPS + 1, profile_steps, model.device)
-    short = cfg.replace(epochs=1, batches_per_epoch=WARMUP_STEPS + profile_steps,
+    warmup = warmup_steps(model)
+    prof = _StepProfile(warmup + 1, profile_steps, model.device, ready=split_settled)
+    short = cfg.replace(epochs=1, batches_per_epoch=warmup + profile_steps + PROFILE_SLACK,
                         cuda_graph="off")  # fmt: skip
     LightGCN(short).fit(train_csr, show_progress=False, callback=prof)
+    if not prof.done:
+        raise click.ClickException(f"the profile of {cfg.propagation_dtype} did not complete: "
+                                   "the row split was still being timed")  # fmt: skip
     share = prof.propagation_seconds() / prof.wall
     step_s = epoch_s / steps
     return {
@@ -475,7 +513,7 @@ def main(device, threads, seed, json_path, datasets, data_dir, preset_name, dtyp
         click.echo(f"note: {note}")
     click.echo(hardware.finish(hw))
     config = {"preset": preset_name, "config": base.to_dict(), "timing_epochs": timing_epochs,
-              "profile_steps": profile_steps, "warmup_steps": WARMUP_STEPS,
+              "profile_steps": profile_steps, "warmup_steps_min": WARMUP_STEPS,
               "min_run_time": min_run_time}  # fmt: skip
     report.write_json(json_path, {"benchmark": "train", "hardware": hw, "config": config,
                                   "datasets": results, "quality": qualities, "curves": curves,

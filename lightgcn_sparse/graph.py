@@ -149,10 +149,15 @@ class Graph:
             return torch.sparse.mm(adj, x)
         crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
         split, trial = self._split_row(crow, x) if x.device.type == "cpu" else (None, None)
-        start = time.perf_counter() if trial is not None else 0.0
-        result = self._product(crow, col, val, x, split, out)
-        if trial is not None:
-            trial.record(time.perf_counter() - start)
+        if trial is None:
+            return self._product(crow, col, val, x, split, out)
+        trial, slot = trial
+        start, seconds = time.perf_counter(), None
+        try:
+            result = self._product(crow, col, val, x, split, out)
+            seconds = time.perf_counter() - start
+        finally:  # a failed product still uses up its slot (timed as nothing)
+            trial.record(slot, seconds)
         return result
 
     def _product(self, crow, col, val, x, split, out) -> torch.Tensor:
@@ -239,6 +244,9 @@ class Graph:
         """Run products of ``x`` until the row split of its setting is chosen (benchmarks
         call this so that no timed product is a trial's; training chooses in its first
         steps, where the products run)."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] != self.num_nodes:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be an (N, d) tensor with N = {self.num_nodes}. Got {got}.")
         if self.csr(x.dtype)._nnz() == 0 or x.numel() == 0 or x.device.type != "cpu":
             return
         if resolve_kernel(kernel, x.device) != "embedding_bag":
@@ -248,10 +256,11 @@ class Graph:
 
     def _split_row(
         self, crow: torch.Tensor, x: torch.Tensor
-    ) -> tuple[Optional[tuple[str, int]], Optional[_SplitTrial]]:
+    ) -> tuple[Optional[tuple[str, int]], Optional[tuple[_SplitTrial, int]]]:
         """The row split for this product, ``("two" | "padded", mid)`` at the row ``mid``
-        that halves the nnz, or None (one call as it is); and the trial to report this
-        call's time to while the split of its setting (threads, dtype, width) is chosen.
+        that halves the nnz, or None (one call as it is); and, while the split of its
+        setting (threads, dtype, width) is being chosen, the trial and slot to report this
+        call's time to.
 
         The choice is timed in place: the first products of a setting take the choices in
         shuffled rounds (:class:`_SplitTrial`) and are timed where they run (inside a
@@ -287,8 +296,11 @@ class Graph:
                 kept[key] = _SplitTrial(choices, SPLIT_TRIAL_ROUNDS)
         entry = kept[key]
         if isinstance(entry, _SplitTrial):
-            if not entry.done():
-                return entry.current(), entry
+            slot = entry.claim()
+            if slot is not None:
+                return entry.choice(slot), (entry, slot)
+            if not entry.done():  # every slot taken, some products still running: any
+                return entry.choices[0], None  # choice gives the same result; untimed
             entry = kept[key] = entry.best()
         self._split[key] = entry
         return entry, None
@@ -299,31 +311,44 @@ class _SplitTrial:
     then ``rounds`` timed calls each, every round in a shuffled order (fixed seed) so that
     no choice always lands on the same product of a step (a step's products are not
     equally fast: the first after Adam finds a cold cache); :meth:`best` has the lowest
-    median."""
+    median. Shared by the threads and Graphs of one adjacency tensor: each product claims
+    its own slot of the schedule under a lock."""
 
     def __init__(self, choices: list, rounds: int) -> None:
         self.choices, self.rounds = choices, rounds
         shuffle = random.Random(0).sample
         n = len(choices)
         self.schedule = list(range(n)) + [i for _ in range(rounds) for i in shuffle(range(n), n)]
-        self.calls = 0
+        self.claimed = self.recorded = 0
         self.seconds: list[list[float]] = [[] for _ in choices]
+        self._lock = threading.Lock()
 
-    def current(self) -> Optional[tuple[str, int]]:
-        """The choice the next product takes."""
-        return self.choices[self.schedule[self.calls]]
+    def claim(self) -> Optional[int]:
+        """The next slot of the schedule for a product to take, or None when all are taken."""
+        with self._lock:
+            if self.claimed >= len(self.schedule):
+                return None
+            self.claimed += 1
+            return self.claimed - 1
 
-    def record(self, seconds: float) -> None:
-        """The time of a product that took :meth:`current`."""
-        if self.calls >= len(self.choices):  # the first call of each is a warm-up
-            self.seconds[self.schedule[self.calls]].append(seconds)
-        self.calls += 1
+    def choice(self, slot: int) -> Optional[tuple[str, int]]:
+        """The choice a product in ``slot`` takes."""
+        return self.choices[self.schedule[slot]]
+
+    def record(self, slot: int, seconds: Optional[float]) -> None:
+        """The time of the product in ``slot`` (None: it failed; the first slot of each
+        choice is a warm-up and never counted)."""
+        with self._lock:
+            if seconds is not None and slot >= len(self.choices):
+                self.seconds[self.schedule[slot]].append(seconds)
+            self.recorded += 1
 
     def done(self) -> bool:
-        return self.calls >= len(self.schedule)
+        return self.recorded >= len(self.schedule)
 
     def best(self) -> Optional[tuple[str, int]]:
-        medians = [statistics.median(t) for t in self.seconds]
+        """The choice of the lowest median (a choice never timed counts as slowest)."""
+        medians = [statistics.median(t) if t else float("inf") for t in self.seconds]
         return self.choices[medians.index(min(medians))]
 
 

@@ -406,12 +406,29 @@ def test_floor_smoke(tmp_path, tiny_csv, batch):
     assert entry["levers"][0]["step_ratio"] == 1.0 == entry["levers"][0]["floor_ratio"]
 
 
+def test_floor_settles_the_row_split_in_real_steps(tmp_path, tiny_csv, monkeypatch):
+    """With two threads and a trial under way, the floor benchmark runs real steps until
+    each dtype's split is chosen, and names the choice in its JSON."""
+    from lightgcn_sparse import graph as graph_module
+
+    monkeypatch.setattr(graph_module, "SPLIT_MIN_NNZ", 0)
+    out = tmp_path / "floor.json"
+    args = ["--dataset", str(tiny_csv), "--batch-size", "8", "--rounds", "1", "--steps", "1",
+            "--threads", "2", "--json", str(out)]  # fmt: skip
+    _, data = invoke(bench_floor.main, args)
+    (entry,) = data["datasets"]
+    for lv in entry["levers"]:
+        key = str((2, getattr(torch, lv["propagation_dtype"]), 64))
+        assert lv["row_split"][key] is None or lv["row_split"][key][0] in ("two", "padded")
+        assert key in lv["row_split"]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("batch", [8, 64])
 def test_floor_computes_the_steps_propagation_and_its_check_can_fail(tiny_csv, dtype, batch,
                                                                      monkeypatch):  # fmt: skip
-    """The floor's gradient is the propagation's, bit for bit; a floor that drops a layer's
-    product (or the rows' product) is caught before anything is timed."""
+    """The floor's forward and gradient are the propagation's, bit for bit; a floor whose
+    forward or backward computes something else is caught before anything is timed."""
     from lightgcn_sparse.config import preset
 
     _, split, _ = bench_train.load(str(tiny_csv), None, 0)
@@ -426,17 +443,22 @@ def test_floor_computes_the_steps_propagation_and_its_check_can_fail(tiny_csv, d
     if lever.rows_path:  # a wrong rows' CSR (another batch's rows) is caught
         at, sub, g = lever.floor_inputs[0]
         wrong = lever.model.graph_.rows_csr(at.flip(0), sub[2].dtype)
-        with pytest.raises(AssertionError, match="rows product"):
+        with pytest.raises(AssertionError, match="forward differs"):
             bench_floor.check_floor(lever, (at, wrong, g))
-    real = bench_floor._from_rows if lever.rows_path else bench_floor._propagate_forward
+    real_forward = bench_floor.floor_forward
+    with monkeypatch.context() as patch:  # a forward with one product too many is caught
+        patch.setattr(bench_floor, "floor_forward",
+                      lambda lv, x, inputs: real_forward(lv, lv.model.graph_.matmul(x), inputs))
+        with pytest.raises(AssertionError, match="forward differs"):
+            bench_floor.check_floor(lever, lever.floor_inputs[0])
+    real_backward = bench_floor.floor_backward
 
-    def short(graph, at_or_x, *args):  # drops layer 1's weight: a wrong gradient
-        args = list(args)
-        i = 1 if lever.rows_path else 0  # where the layer weights are
-        args[i] = [args[i][0], 0.0, *args[i][2:]]
-        return real(graph, at_or_x, *args)
+    def short(lv, inputs):  # a backward without layer 1's term (full path) or halved
+        graph, dtype, kernel, weights = bench_floor._setting(lv)
+        if not lv.rows_path:
+            return real_backward(lv, inputs) - graph.matmul(inputs[0]) * weights[1]
+        return real_backward(lv, inputs) * 0.5
 
-    monkeypatch.setattr(bench_floor, "_from_rows" if lever.rows_path else "_propagate_forward",
-                        short)  # fmt: skip
+    monkeypatch.setattr(bench_floor, "floor_backward", short)
     with pytest.raises(AssertionError, match="gradient differs"):
         bench_floor.check_floor(lever, lever.floor_inputs[0])

@@ -329,7 +329,7 @@ def test_the_row_split_is_chosen_in_place_once_per_adjacency_tensor():
     with two_blocks_allowed():
         first = propagate(adj, x, 3)  # a bare tensor: a new Graph on every call
         trial = adj.__dict__["_lightgcn_split_row"][key]
-        assert isinstance(trial, propagation._SplitTrial) and trial.calls == 3
+        assert isinstance(trial, propagation._SplitTrial) and trial.recorded == 3
         mid = trial.choices[1][1]
         assert trial.choices == [None, ("two", mid), ("padded", mid)]
         calls = 3
@@ -359,19 +359,66 @@ def test_the_split_trial_keeps_the_lowest_median_after_the_warm_ups():
     choices = [None, ("two", 3), ("padded", 3)]
     trial = propagation._SplitTrial(choices, rounds=4)
     for choice, seconds in zip(choices, (0.001, 9.0, 9.0)):  # warm-ups: never counted
-        assert trial.current() == choice and not trial.done()
-        trial.record(seconds)
+        slot = trial.claim()
+        assert trial.choice(slot) == choice and not trial.done()
+        trial.record(slot, seconds)
     times = {None: iter([5, 1, 5, 5]), ("two", 3): iter([2, 2, 9, 1]),
              ("padded", 3): iter([3, 3, 3, 3])}  # medians 5, 2, 3  # fmt: skip
     taken = []
-    while not trial.done():
-        taken.append(trial.current())
-        trial.record(next(times[taken[-1]]))
+    while (slot := trial.claim()) is not None:
+        taken.append(trial.choice(slot))
+        trial.record(slot, next(times[taken[-1]]))
+    assert trial.done() and trial.claim() is None
     assert sorted(map(str, taken)) == sorted(map(str, choices * 4))  # 4 rounds of each
     rounds = [taken[i : i + 3] for i in range(0, 12, 3)]
     assert all(sorted(map(str, r)) == sorted(map(str, choices)) for r in rounds)
     assert len({tuple(map(str, r)) for r in rounds}) > 1  # shuffled: not one fixed order
     assert trial.best() == ("two", 3)
+
+
+def test_the_split_trial_survives_products_in_flight_and_failures():
+    """Slots are claimed, so two products never share one; a slot claimed and not yet
+    recorded keeps the trial open (other products go untimed); a failed product uses up
+    its slot untimed, and a choice never timed counts as slowest."""
+    trial = propagation._SplitTrial([None, ("two", 1)], rounds=1)
+    slots = [trial.claim() for _ in range(4)]
+    assert slots == [0, 1, 2, 3] and trial.claim() is None and not trial.done()
+    for slot in slots[:3]:
+        trial.record(slot, None if trial.choice(slot) == ("two", 1) else 1.0)
+    assert not trial.done()  # one product still running
+    trial.record(slots[3], None if trial.choice(slots[3]) == ("two", 1) else 1.0)
+    assert trial.done() and trial.best() is None  # "two" failed every time: never timed
+
+
+def test_concurrent_products_share_one_trial_and_agree():
+    """Threads propagating through one adjacency at once (a served model whose trial is
+    under way) never fail and get the same bits."""
+    import threading
+
+    gen = torch.Generator().manual_seed(0)
+    users = torch.randint(0, 40, (400,), generator=gen)
+    items = torch.randint(0, 15, (400,), generator=gen)
+    adj = normalized_adjacency(users, items, 40, 15)
+    x = torch.randn(55, 8, generator=gen)
+    with two_blocks_allowed():
+        expected = propagate(PreparedGraph(adj), x, 3)
+        adj.__dict__.pop("_lightgcn_split_row")  # a fresh trial for the threads
+        results, errors = [], []
+
+        def work() -> None:
+            try:
+                for _ in range(10):
+                    results.append(propagate(adj, x, 3))
+            except Exception as err:  # noqa: BLE001 - reported by the assertion below
+                errors.append(err)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == [] and len(results) == 40
+    assert all(torch.equal(r, expected) for r in results)
 
 
 @pytest.mark.parametrize("method", NODE_ORDERS[1:])
