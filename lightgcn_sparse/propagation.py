@@ -212,9 +212,15 @@ def _from_rows(
     if len(alpha) == 1:
         return torch.zeros(shape, dtype=g.dtype, device=g.device)
     scale = None
-    if dtype == torch.float16 and g.numel():  # as _narrow: keep it inside float16's range
+    top = max(abs(a) for a in alpha[1:])
+    if dtype == torch.float16 and g.numel() and top > 0:
+        # As _narrow, keep the terms inside float16's range, and since they are rounded
+        # after their weights are applied, scale by the weights too: a term a_k G / s
+        # with a tiny a_k (1e-9) would flush to zero in float16 (found by hypothesis).
         scale = _range_scale(g)
         g = g / scale
+        scale = scale * top
+        alpha = [a / top for a in alpha]
     h = graph.scratch("narrow", shape, dtype).zero_()
     h.index_copy_(0, at, (g * alpha[-1]).to(dtype))
     for k in range(len(alpha) - 2, 0, -1):

@@ -452,3 +452,19 @@ def test_scratch_buffers_do_not_grow_with_the_batch_rows():
     assert max(counts) == counts[0] <= 4, counts
     for buf in graph._local.buffers.values():
         assert buf.shape[0] <= 70
+
+
+@pytest.mark.parametrize("tiny", [1e-9, 1e-30])
+def test_float16_rows_gradient_keeps_tiny_layer_weights(tiny):
+    """The batch-rows backward rounds each term ``a_k G`` to float16 after its weight is
+    applied; scaled by ``max|G|`` alone, ``1e-9 G`` flushed to zero and the gradient with
+    it (hypothesis found this: one edge, alpha (0, 1e-9)). Scaled by the weights too, it
+    keeps float16's relative precision."""
+    adj = normalized_adjacency([0], [0], 1, 1)
+    x0 = torch.zeros(2, 3, requires_grad=True)
+    w = torch.tensor([[0.3, -1.5, 0.7]])
+    final, _ = propagate_rows(adj, x0, torch.tensor([0]), 1, [0.0, tiny], dtype=torch.float16)
+    (final * w).sum().backward()
+    expected = torch.zeros(2, 3, dtype=torch.float64)
+    expected[1] = tiny * w[0].double()  # A moves row 0's gradient to row 1 (weight 1)
+    torch.testing.assert_close(x0.grad.double(), expected, rtol=2e-3, atol=0.0)
