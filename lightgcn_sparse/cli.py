@@ -20,6 +20,7 @@ import pandas as pd
 from . import __version__
 from .checkpoint import atomic_write_text, from_json_array, read_npz
 from .cli_options import (
+    check_valid_fraction,
     config_of,
     data_options,
     friendly_errors,
@@ -78,6 +79,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
     """Train LightGCN, evaluate on the test split, and save the model."""
     survive_closed_pipes()
     spec = spec_of(options)
+    check_valid_fraction(spec)
     cfg = config_of(preset_name, alpha, options)
     out = Path(os.path.normpath(out))  # "a/../b" as the folders made for it
     created = check_outputs(out, metrics_json, resume, overwrite)
@@ -89,6 +91,7 @@ def train_cmd(preset_name, alpha, out, metrics_json, checkpoint_every, resume, o
         checkpoint_every = resumed_checkpoints(resume, checkpoint_every, cfg, quiet)
         loaded = spec.load(download=not options["no_download"])
         table, split = loaded
+        check_valid_fraction(spec, table)
         ks = report_cutoffs(ks, table.num_items)
         cfg = validation_cutoffs(cfg, table.num_items, options.get("metric") is not None)
         if not quiet:
@@ -304,7 +307,9 @@ def similar_cmd(model_path, item, k, **options):
 def info_cmd(**options):
     """Dataset statistics and the sizes of its split."""
     spec = spec_of(options)
+    check_valid_fraction(spec)
     table, split = spec.load(download=not options["no_download"])
+    check_valid_fraction(spec, table)
     lines = {key: _shown(value) for key, value in table.describe().items()}
     spec = spec.resolved(table)
     lines[f"split {spec.split} ({spec.protocol} protocol)"] = (

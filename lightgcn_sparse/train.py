@@ -41,6 +41,7 @@ from .cli import (
     validation_cutoffs,
 )
 from .cli_options import (
+    check_valid_fraction,
     config_of,
     friendly_errors,
     spec_of,
@@ -66,6 +67,7 @@ def main(preset_name, alpha, out, metrics_json, checkpoint_every, resume, overwr
     """Train LightGCN data-parallel over the processes started by torchrun."""
     survive_closed_pipes()
     spec = spec_of(options)
+    check_valid_fraction(spec)
     cfg = config_of(preset_name, alpha, options)
     device = init_distributed(cfg.device, None if backend == "auto" else backend)
     try:
@@ -100,6 +102,7 @@ def _train(stack, spec, cfg, device, out, metrics_json, checkpoint_every, resume
     if loaded is None:
         loaded = spec.load(download=not no_download)
     data, split = loaded
+    check_valid_fraction(spec, data)  # every rank: all refuse alike
     ks = report_cutoffs(ks, data.num_items)
     cfg = validation_cutoffs(cfg, data.num_items, options.get("metric") is not None)
     if show:

@@ -413,3 +413,49 @@ def test_the_torchrun_entry_guards_its_run_like_train(shop, tmp_path):
                  out / "checkpoint.npz", code=2)  # fmt: skip
     assert "the checkpoint has already trained 2 epochs" in result.output
     assert "already holds a run" in run("--dataset", data, "--out", out, *FAST, code=1).output
+
+
+# --valid-fraction where the split does not use it was recorded and silently ignored.
+def _folder(root: Path, parts: tuple[str, ...]) -> Path:
+    """A benchmark folder (train.txt / test.txt, and valid.txt if asked): 20 users."""
+    rng = np.random.default_rng(4)
+    lines: dict[str, list[str]] = {part: [] for part in parts}
+    for u in range(20):
+        items = rng.choice(30, 3 + 2 * len(parts), replace=False)
+        for k, part in enumerate(parts):
+            chosen = items[:-2 * (len(parts) - 1)] if k == 0 else items[-2 * k:][:2]
+            lines[part].append(" ".join(map(str, [u, *chosen])))
+    root.mkdir()
+    for part, text in lines.items():
+        (root / f"{part}.txt").write_text("\n".join(text) + "\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    "data, extra, why",
+    [
+        ("csv", ["--split", "random"], "the 'random' split holds out its own validation part"),
+        ("csv", [], "the 'random' split holds out its own validation part"),  # the default
+        ("folder", ["--protocol", "paper"], "--protocol paper trains on all of the training"),
+        ("folder3", [], "ships its own validation part"),
+    ],
+)
+def test_an_unused_valid_fraction_is_refused(tmp_path, data, extra, why):
+    makers = {"csv": lambda: shop_csv(tmp_path / "shop.csv"),
+              "folder": lambda: _folder(tmp_path / "bench", ("train", "test")),
+              "folder3": lambda: _folder(tmp_path / "bench3", ("train", "valid", "test"))}
+    path = makers[data]()
+    for command in (["train", "--out", tmp_path / "run", *FAST], ["info"]):
+        result = cli(*command, "--dataset", path, *extra, "--valid-fraction", "0.3", code=2)
+        assert "Invalid value for '--valid-fraction'" in result.output and why in result.output
+        assert not (tmp_path / "run").exists()
+
+
+def test_valid_fraction_is_used_by_the_given_split_without_a_validation_file(tmp_path):
+    path = _folder(tmp_path / "bench", ("train", "test"))
+    shares = []
+    for fraction in ("0.0", "0.5"):
+        result = cli("info", "--dataset", path, "--valid-fraction", fraction)
+        line = next(x for x in result.output.splitlines() if "split given" in x)
+        shares.append(int(line.split("valid ")[1].split(" /")[0].replace(",", "")))
+    assert shares[0] == 0 < shares[1]
