@@ -217,9 +217,11 @@ def report_training(model, split, spec: DataSpec, out: Path, ks, metrics_json=No
 
 def _load(model_path: str, options: dict[str, Any]):
     """The model and its data; each data option given replaces the recorded setting."""
-    return load_model_and_data(
+    loaded = load_model_and_data(
         model_path, spec_fields(options), download=not options.get("no_download")
     )
+    check_valid_fraction(loaded[3], loaded[1])  # as train: refused where the split ignores it
+    return loaded
 
 
 @main.command("evaluate")

@@ -21,7 +21,6 @@ from .data import (
     DatasetNotFoundError,
     InteractionTable,
     UnknownIdError,
-    default_split,
 )
 from .experiment import PROTOCOLS, DataSpec
 from .model import TrainingDiverged
@@ -198,8 +197,8 @@ def data_options(recorded: bool = False) -> Callable:
         click.option("--valid-fraction", type=click.FloatRange(0.0, 0.9),
                      default=default(d.valid_fraction),
                      help="With --split given and no valid.txt: the share of each user's "
-                     "training interactions held out for validation (refused where unused)."
-                     f"{shown(d.valid_fraction)}"),
+                     "training interactions held out for validation"
+                     f" (refused where unused).{shown(d.valid_fraction)}"),
         click.option("--protocol", type=click.Choice(PROTOCOLS), default=default(d.protocol),
                      help="honest: validation picks the epoch, test is reported once. refit: "
                      "validation picks the number of epochs, then a fresh model trains on "
@@ -219,25 +218,17 @@ def spec_of(values: dict[str, Any]) -> DataSpec:
 
 
 def check_valid_fraction(spec: DataSpec, table: InteractionTable | None = None) -> None:
-    """Exit 2 when ``--valid-fraction`` was given but the split does not use it: another split
-    method (it makes its own validation part), ``--protocol paper`` (it trains on all of
-    train), or a dataset that ships its validation part. Without ``table`` only what the
-    options show is checked (before loading); with it, the data's default split too."""
+    """Exit 2 when ``--valid-fraction`` was given but the split does not use it
+    (:meth:`DataSpec.unused_valid_fraction`). Without ``table`` only what the options show
+    is checked (before loading); with it, the data's default split and files too."""
     ctx = click.get_current_context(silent=True)
     given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
     if ctx is None or ctx.get_parameter_source("valid_fraction") not in given:
         return
-    method = spec.split or (default_split(table) if table is not None else None)
-    if method is not None and method != "given":
-        why = f"the {method!r} split holds out its own validation part"
-    elif spec.protocol == "paper":
-        why = "--protocol paper trains on all of the training part"
-    elif table is not None and table.parts is not None and bool((table.parts == 1).any()):
-        why = f"{table.name} ships its own validation part"
-    else:
-        return
-    raise click.BadParameter(f"it applies to --split given without a validation file only; "
-                             f"{why}.", param_hint="'--valid-fraction'")  # fmt: skip
+    why = spec.unused_valid_fraction(table)
+    if why:
+        raise click.BadParameter(f"it applies to --split given without a validation file "
+                                 f"only; {why}.", param_hint="'--valid-fraction'")  # fmt: skip
 
 
 def spec_fields(values: dict[str, Any]) -> dict[str, Any]:

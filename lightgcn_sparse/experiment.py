@@ -85,6 +85,20 @@ class DataSpec:
         protocol says so (``"refit"``, ``"paper"``)."""
         return fold_validation_into_train(split) if self.protocol in FOLDED else split
 
+    def unused_valid_fraction(self, data: Optional[InteractionTable] = None) -> str:
+        """Why ``valid_fraction`` plays no part in this spec's split of ``data``, or ``""``
+        where it does (it does with split ``"given"``, no validation part in the files and
+        a protocol other than ``"paper"``). Without ``data``, only what the spec itself
+        shows (an explicit split, the protocol) is known."""
+        method = self.split or (default_split(data) if data is not None else None)
+        if method is not None and method != "given":
+            return f"the {method!r} split holds out its own validation part"
+        if self.protocol == "paper":
+            return "--protocol paper trains on all of the training part"
+        if data is not None and data.parts is not None and bool((data.parts == 1).any()):
+            return f"{data.name} ships its own validation part"
+        return ""
+
     def resolved(self, data: InteractionTable) -> DataSpec:
         """This spec with the split method the data defaults to written out."""
         return dataclasses.replace(self, split=self.split or default_split(data))
@@ -258,9 +272,13 @@ def load_model_and_data(
     check_same_catalogue(model, data, model_path)
     if recorded is not None:
         recorded = recorded.resolved(data)
+        # valid_fraction only matters where the split uses it: given elsewhere, it differs
+        # from the recorded value without making another split
+        fields = [k for k in SPLIT_FIELDS
+                  if k != "valid_fraction" or not spec.unused_valid_fraction(data)]  # fmt: skip
         differ = [
             f"{k}={getattr(spec.resolved(data), k)!r} (trained with {getattr(recorded, k)!r})"
-            for k in SPLIT_FIELDS
+            for k in fields
             if getattr(spec.resolved(data), k) != getattr(recorded, k)
         ]
         if differ:

@@ -219,7 +219,6 @@ def _from_rows(
         # with a tiny a_k (1e-9) would flush to zero in float16 (found by hypothesis).
         scale = _range_scale(g)
         g = g / scale
-        scale = scale * top
         alpha = [a / top for a in alpha]
     h = graph.scratch("narrow", shape, dtype).zero_()
     h.index_copy_(0, at, (g * alpha[-1]).to(dtype))
@@ -227,7 +226,7 @@ def _from_rows(
         h = graph.matmul(h, kernel, out=graph.scratch(f"product{k % 2}", shape, dtype))
         h.index_add_(0, at, (g * alpha[k]).to(dtype))
     grad = graph.matmul(h, kernel).to(g.dtype)  # a new (N, d) tensor: the gradient
-    return grad if scale is None else grad.mul_(scale)
+    return grad if scale is None else grad.mul_(scale).mul_(top)  # apart: no overflow
 
 
 def _scaled_matmul(

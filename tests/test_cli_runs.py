@@ -413,6 +413,11 @@ def test_the_torchrun_entry_guards_its_run_like_train(shop, tmp_path):
                  out / "checkpoint.npz", code=2)  # fmt: skip
     assert "the checkpoint has already trained 2 epochs" in result.output
     assert "already holds a run" in run("--dataset", data, "--out", out, *FAST, code=1).output
+    for extra in (["--split", "random"], []):  # refused before loading, and after it
+        result = run("--dataset", data, "--out", tmp_path / "v", *FAST, *extra,
+                     "--valid-fraction", "0.3", code=2)  # fmt: skip
+        assert "Invalid value for '--valid-fraction'" in result.output
+        assert not (tmp_path / "v").exists()
 
 
 # --valid-fraction where the split does not use it was recorded and silently ignored.
@@ -459,3 +464,22 @@ def test_valid_fraction_is_used_by_the_given_split_without_a_validation_file(tmp
         line = next(x for x in result.output.splitlines() if "split given" in x)
         shares.append(int(line.split("valid ")[1].split(" /")[0].replace(",", "")))
     assert shares[0] == 0 < shares[1]
+    for protocol in ("honest", "refit"):  # both hold validation out of train: accepted
+        cli("train", "--dataset", path, "--out", tmp_path / protocol, "--protocol", protocol,
+            "--valid-fraction", "0.4", *FAST)  # fmt: skip
+    model = tmp_path / "honest" / "model.npz"
+    cli("evaluate", "--model", model, "--valid-fraction", "0.4")  # the recorded value
+    result = cli("evaluate", "--model", model, "--valid-fraction", "0.2", code=1)
+    assert "trained on another split: valid_fraction=0.2 (trained with 0.4)" in result.output
+
+
+def test_saved_models_refuse_an_unused_valid_fraction_like_train(shop, tmp_path):
+    """evaluate / recommend / similar replace recorded data options with the ones given; a
+    --valid-fraction that the recorded random split ignores is refused as train refuses it
+    (it used to report "trained on another split", which it was not)."""
+    _, out = shop
+    model = out / "model.npz"
+    for command in (["evaluate"], ["recommend", "--user", "u3"], ["similar", "--item", "sku-2"]):
+        result = cli(*command, "--model", model, "--valid-fraction", "0.3", code=2)
+        assert "Invalid value for '--valid-fraction'" in result.output
+        assert "the 'random' split holds out its own validation part" in result.output

@@ -454,7 +454,7 @@ def test_scratch_buffers_do_not_grow_with_the_batch_rows():
         assert buf.shape[0] <= 70
 
 
-@pytest.mark.parametrize("tiny", [1e-9, 1e-30])
+@pytest.mark.parametrize("tiny", [1e-9, 1e-30, 1e30])
 def test_float16_rows_gradient_keeps_tiny_layer_weights(tiny):
     """The batch-rows backward rounds each term ``a_k G`` to float16 after its weight is
     applied; scaled by ``max|G|`` alone, ``1e-9 G`` flushed to zero and the gradient with
@@ -468,3 +468,14 @@ def test_float16_rows_gradient_keeps_tiny_layer_weights(tiny):
     expected = torch.zeros(2, 3, dtype=torch.float64)
     expected[1] = tiny * w[0].double()  # A moves row 0's gradient to row 1 (weight 1)
     torch.testing.assert_close(x0.grad.double(), expected, rtol=2e-3, atol=0.0)
+
+
+def test_float16_rows_gradient_with_zero_layer_weights_is_zero():
+    adj = normalized_adjacency([0, 1], [0, 0], 2, 1)
+    x0 = torch.randn(3, 4, requires_grad=True)
+    final, _ = propagate_rows(adj, x0, torch.tensor([0, 2]), 2, [1.0, 0.0, 0.0],
+                              dtype=torch.float16)  # fmt: skip
+    final.sum().backward()
+    expected = torch.zeros(3, 4)
+    expected[[0, 2]] = 1.0  # the layer-0 term only
+    assert torch.equal(x0.grad, expected)
