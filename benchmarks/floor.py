@@ -50,7 +50,6 @@ from lightgcn_sparse.propagation import (
     _SymmetricPropagate,
     layer_weights,
     propagate,
-    resolve_kernel,
 )
 from lightgcn_sparse.sampling import BPRSampler
 from lightgcn_sparse.steps import EagerStep, make_optimizer
@@ -59,7 +58,7 @@ from lightgcn_sparse.user_items import user_items_from_csr
 
 from . import hardware, report
 from .options import run_options
-from .train import loaded
+from .train import loaded, split_settled
 
 #: Real steps at most before the timing, while the CPU row split is chosen in place.
 SETTLE_STEPS = 100
@@ -178,14 +177,13 @@ def prepare(split: Any, cfg: Any, batches: list[tuple], seed: int) -> Lever:
             g = torch.randn(tuple(model.embedding_.shape), generator=gen).to(dev)
             lever.floor_inputs.append((g,))
     check_floor(lever, lever.floor_inputs[0])
-    if dev.type == "cpu" and resolve_kernel(cfg.kernel, dev) == "embedding_bag":
-        for i in range(SETTLE_STEPS):  # the CPU row split is chosen in real steps
-            if graph.split_chosen(dtype, cfg.embedding_dim):
-                break
-            lever.step(*batches[i % len(batches)])
-        else:
-            raise click.ClickException(f"{cfg.propagation_dtype}: the row split was not chosen "
-                                       f"after {SETTLE_STEPS} steps")  # fmt: skip
+    for i in range(SETTLE_STEPS):  # the CPU row split is chosen in real steps
+        if split_settled(model):
+            break
+        lever.step(*batches[i % len(batches)])
+    else:
+        raise click.ClickException(f"{cfg.propagation_dtype}: the row split was not chosen "
+                                   f"after {SETTLE_STEPS} steps")  # fmt: skip
     return lever
 
 
